@@ -1,0 +1,23 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Layers (DESIGN.md): flotilla ─▶ FlotillaKV ─▶ Flotilla ─▶ RaftWAL/RaftNIO ─▶ Raft.
+// Targets are added as their layer lands; `Raft` depends on nothing but swift-log.
+let package = Package(
+    name: "Flotilla",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Raft", targets: ["Raft"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+    ],
+    targets: [
+        .target(
+            name: "Raft",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(name: "RaftTests", dependencies: ["Raft"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

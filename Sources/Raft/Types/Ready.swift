@@ -1,0 +1,40 @@
+/// Everything the application must do next, in order: persist `hardState`, `entries` and
+/// `snapshot` (syncing when `mustSync`), send `messages`, apply `committedEntries`, then call
+/// `advance`. A leader may send its messages before its own write completes (thesis §10.2.1).
+public struct Ready: Sendable {
+    /// nil when unchanged since the last Ready.
+    public var softState: SoftState?
+    /// nil when unchanged since the last Ready.
+    public var hardState: HardState?
+    public var readStates: [ReadState]
+    /// Persist before sending `messages`.
+    public var entries: [Entry]
+    /// Persist and apply when non-nil.
+    public var snapshot: Snapshot?
+    /// Apply in order.
+    public var committedEntries: [Entry]
+    public var messages: [Message]
+    /// Whether `hardState` and `entries` must reach stable storage before `messages` are sent.
+    public var mustSync: Bool
+
+    public init(
+        softState: SoftState? = nil, hardState: HardState? = nil, readStates: [ReadState] = [],
+        entries: [Entry] = [], snapshot: Snapshot? = nil, committedEntries: [Entry] = [],
+        messages: [Message] = [], mustSync: Bool = false
+    ) {
+        self.softState = softState
+        self.hardState = hardState
+        self.readStates = readStates
+        self.entries = entries
+        self.snapshot = snapshot
+        self.committedEntries = committedEntries
+        self.messages = messages
+        self.mustSync = mustSync
+    }
+
+    /// Nothing to persist, send or apply.
+    public var isEmpty: Bool {
+        softState == nil && hardState == nil && readStates.isEmpty && entries.isEmpty && snapshot == nil
+            && committedEntries.isEmpty && messages.isEmpty
+    }
+}
