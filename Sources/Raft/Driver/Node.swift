@@ -20,7 +20,7 @@ public actor Node {
     /// Every Ready, in order. Ends when the node is stopped. Iterate it from one task only.
     public nonisolated let readies: AsyncStream<Ready>
 
-    private init(raw: RawNode) {
+    private init(raw: sending RawNode) {
         self.raw = raw
         let (stream, continuation) = AsyncStream.makeStream(of: Ready.self, bufferingPolicy: .unbounded)
         readies = stream
@@ -35,14 +35,14 @@ public actor Node {
 
     /// Starts a new node. With `peers`, the node is bootstrapped with them as its first members
     /// (its storage must be empty); without, it waits to be added to a running cluster.
-    public static func start(config: Config, peers: [Peer]) throws -> Node {
+    public static func start(config: sending Config, peers: [Peer]) throws -> Node {
         let raw = try RawNode(config: config)
         if !peers.isEmpty { try raw.bootstrap(peers) }
         return Node(raw: raw)
     }
 
     /// Restarts a node from the state in its storage.
-    public static func restart(config: Config) throws -> Node {
+    public static func restart(config: sending Config) throws -> Node {
         Node(raw: try RawNode(config: config))
     }
 
