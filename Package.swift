@@ -17,7 +17,7 @@ let package = Package(
             name: "Raft",
             dependencies: [.product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "RaftTests", dependencies: ["Raft"]),
+        .testTarget(name: "RaftTests", dependencies: ["Raft"], exclude: ["Vectors"]),  // read via #filePath
     ],
     swiftLanguageModes: [.v6]
 )
