@@ -374,7 +374,10 @@ func decoder(for kind: String) -> (([UInt8]) throws(ProtobufDecodingError) -> Vo
         // A snapshot at index 0 that still carries something is kept.
         try roundTrip(Message(type: .snapshot, snapshot: Snapshot(data: [9])))
         try roundTrip(Message(type: .snapshot, snapshot: Snapshot(metadata: SnapshotMetadata(term: 2))))
-        try roundTrip(Message(type: .snapshot, snapshot: Snapshot(metadata: SnapshotMetadata(confState: ConfState(autoLeave: true)))))
+        for confState in [ConfState(voters: [1]), ConfState(learners: [2]), ConfState(votersOutgoing: [3]),
+                          ConfState(learnersNext: [4]), ConfState(autoLeave: true)] {
+            try roundTrip(Message(type: .snapshot, snapshot: Snapshot(metadata: SnapshotMetadata(confState: confState))))
+        }
         // An empty snapshot is what etcd writes for "none": it decodes to nil.
         let none = Message(type: .append, to: 2, snapshot: Snapshot())
         #expect(none.serializedBytes() == Message(type: .append, to: 2).serializedBytes())

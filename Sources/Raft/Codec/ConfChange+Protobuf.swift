@@ -95,7 +95,8 @@ extension ConfChange {
 
     /// Decodes a protobuf (etcd raftpb) `ConfChange`. Malformed input throws; it never traps.
     public init(serializedBytes bytes: [UInt8]) throws(ProtobufDecodingError) {
-        self = try ConfChange.decodeProtobuf(bytes)
+        self = ConfChange.protobufDefault
+        try mergeProtobuf(bytes)
     }
 
     /// The exact length of `serializedBytes()`.
@@ -111,7 +112,8 @@ extension ConfChangeSingle {
 
     /// Decodes a protobuf (etcd raftpb) `ConfChangeSingle`. Malformed input throws; it never traps.
     public init(serializedBytes bytes: [UInt8]) throws(ProtobufDecodingError) {
-        self = try ConfChangeSingle.decodeProtobuf(bytes)
+        self = ConfChangeSingle.protobufDefault
+        try mergeProtobuf(bytes)
     }
 
     /// The exact length of `serializedBytes()`.
@@ -127,7 +129,8 @@ extension ConfChangeV2 {
 
     /// Decodes a protobuf (etcd raftpb) `ConfChangeV2`. Malformed input throws; it never traps.
     public init(serializedBytes bytes: [UInt8]) throws(ProtobufDecodingError) {
-        self = try ConfChangeV2.decodeProtobuf(bytes)
+        self = ConfChangeV2.protobufDefault
+        try mergeProtobuf(bytes)
     }
 
     /// The exact length of `serializedBytes()`.

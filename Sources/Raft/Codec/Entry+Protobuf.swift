@@ -36,7 +36,8 @@ extension Entry {
 
     /// Decodes a protobuf (etcd raftpb) `Entry`. Malformed input throws; it never traps.
     public init(serializedBytes bytes: [UInt8]) throws(ProtobufDecodingError) {
-        self = try Entry.decodeProtobuf(bytes)
+        self = Entry.protobufDefault
+        try mergeProtobuf(bytes)
     }
 
     /// The exact length of `serializedBytes()`.

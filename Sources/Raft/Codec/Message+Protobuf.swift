@@ -35,6 +35,9 @@ extension Message: ProtobufCodable {
     }
 
     mutating func merge(from reader: inout ProtobufReader) throws(ProtobufDecodingError) {
+        // The snapshot is decoded in place, and dropped at the end if it is empty.
+        var decodedSnapshot = snapshot ?? Snapshot()
+        snapshot = nil  // keep `decodedSnapshot` uniquely referenced while it grows
         while let tag = try reader.nextTag() {
             switch tag.field {
             case 1: type = try reader.readEnum(tag, as: MessageType.self)
@@ -48,19 +51,14 @@ extension Message: ProtobufCodable {
                 try reader.readMessage(tag, into: &entry)
                 entries.append(entry)
             case 8: commit = try reader.readUInt64(tag)
-            case 9:
-                // A repeated embedded message merges into what came before.
-                var merged = snapshot ?? Snapshot()
-                snapshot = nil  // keep `merged` uniquely referenced while it grows
-                try reader.readMessage(tag, into: &merged)
-                snapshot = merged
+            case 9: try reader.readMessage(tag, into: &decodedSnapshot)  // a repeated one merges
             case 10: reject = try reader.readBool(tag)
             case 11: rejectHint = try reader.readUInt64(tag)
             case 12: context = try reader.readBytes(tag)
             default: try reader.skip(tag)
             }
         }
-        if let decoded = snapshot, decoded == Snapshot() { snapshot = nil }
+        if !decodedSnapshot.isProtobufDefault { snapshot = decodedSnapshot }
     }
 }
 
@@ -71,7 +69,8 @@ extension Message {
     /// Decodes a protobuf (etcd raftpb) `Message`. Malformed input throws; it never traps.
     /// An absent or empty snapshot decodes to nil.
     public init(serializedBytes bytes: [UInt8]) throws(ProtobufDecodingError) {
-        self = try Message.decodeProtobuf(bytes)
+        self = Message.protobufDefault
+        try mergeProtobuf(bytes)
     }
 
     /// The exact length of `serializedBytes()`.

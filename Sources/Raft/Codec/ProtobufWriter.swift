@@ -18,26 +18,33 @@ extension ProtobufCodable {
     /// The encoding of `self` in a buffer allocated once at the exact size.
     func protobufBytes() -> [UInt8] {
         let size = protobufSize
-        var writer = ProtobufWriter(capacity: size)
-        encode(into: &writer)
-        assert(writer.bytes.count == size, "protobufSize of \(Self.protobufName) disagrees with encode")
-        return writer.bytes
+        guard size > 0 else { return [] }
+        return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            guard let base = buffer.baseAddress else { return }
+            var writer = ProtobufWriter(base, from: 0, to: size)
+            encode(into: &writer)
+            precondition(writer.position == size, "protobufSize of \(Self.protobufName) disagrees with encode")
+            count = writer.position
+        }
     }
 
     /// Appends the encoding of `self` to `buffer`, growing it at most once.
     func appendProtobufBytes(to buffer: inout [UInt8]) {
         let size = protobufSize
-        var writer = ProtobufWriter(taking: &buffer, extraCapacity: size)
-        encode(into: &writer)
-        buffer = writer.bytes
+        let start = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: size))
+        buffer.withUnsafeMutableBufferPointer { bytes in
+            guard let base = bytes.baseAddress else { return }
+            var writer = ProtobufWriter(base, from: start, to: start &+ size)
+            encode(into: &writer)
+            precondition(writer.position == start &+ size, "protobufSize of \(Self.protobufName) disagrees with encode")
+        }
     }
 
-    /// A value decoded from `bytes`.
-    static func decodeProtobuf(_ bytes: [UInt8]) throws(ProtobufDecodingError) -> Self {
-        var reader = ProtobufReader(bytes, messageType: protobufName)
-        var value = protobufDefault
-        try value.merge(from: &reader)
-        return value
+    /// Merges the fields encoded in `bytes` into `self` (decoding, when `self` is the default).
+    mutating func mergeProtobuf(_ bytes: [UInt8]) throws(ProtobufDecodingError) {
+        var reader = ProtobufReader(bytes, messageType: Self.protobufName)
+        try merge(from: &reader)
     }
 }
 
@@ -53,37 +60,53 @@ func lengthDelimitedFieldSize(_ count: Int) -> Int {
     1 &+ varintSize(UInt64(count)) &+ count
 }
 
-/// Writes protobuf wire data into a byte array. Every field number of raftpb is below 16, so a
-/// tag is always the single byte `field << 3 | wireType`.
+/// Writes protobuf wire data into memory sized beforehand with `protobufSize`. Every write is
+/// checked against that size (a mismatch is a bug in this module, never in the input, and
+/// traps rather than overrun). Every field number of raftpb is below 16, so a tag is always the
+/// single byte `field << 3 | wireType`.
 struct ProtobufWriter {
-    private(set) var bytes: [UInt8]
+    private let base: UnsafeMutablePointer<UInt8>
+    private let end: Int
+    /// Where the next byte goes.
+    private(set) var position: Int
 
-    init(capacity: Int) {
-        bytes = []
-        bytes.reserveCapacity(capacity)
+    /// A writer over `base[position..<end]`, which the caller owns for the writer's lifetime.
+    init(_ base: UnsafeMutablePointer<UInt8>, from position: Int, to end: Int) {
+        self.base = base
+        self.position = position
+        self.end = end
     }
 
-    /// A writer that appends to `buffer`, which it takes over (leaving it empty, so that no
-    /// copy is made); hand the bytes back from `bytes` when done.
-    init(taking buffer: inout [UInt8], extraCapacity: Int) {
-        bytes = []
-        swap(&bytes, &buffer)
-        bytes.reserveCapacity(bytes.count + extraCapacity)
+    @inline(__always)
+    private mutating func append(_ byte: UInt8) {
+        precondition(position < end, "raftpb encoding overran its computed size")
+        base[position] = byte
+        position &+= 1
+    }
+
+    private mutating func append(contentsOf bytes: [UInt8]) {
+        let count = bytes.count
+        precondition(count <= end &- position, "raftpb encoding overran its computed size")
+        bytes.withUnsafeBufferPointer { source in
+            guard let from = source.baseAddress else { return }
+            (base + position).update(from: from, count: count)
+        }
+        position &+= count
     }
 
     @inline(__always)
     private mutating func writeTag(_ field: UInt8, wireType: UInt8) {
         assert(field > 0 && field < 16)
-        bytes.append(field &<< 3 | wireType)
+        append(field &<< 3 | wireType)
     }
 
     mutating func writeVarint(_ value: UInt64) {
         var rest = value
         while rest >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: rest) | 0x80)
+            append(UInt8(truncatingIfNeeded: rest) | 0x80)
             rest &>>= 7
         }
-        bytes.append(UInt8(truncatingIfNeeded: rest))
+        append(UInt8(truncatingIfNeeded: rest))
     }
 
     /// A varint field, written even when zero (etcd's non-nullable scalars).
@@ -94,7 +117,7 @@ struct ProtobufWriter {
 
     mutating func writeBoolField(_ field: UInt8, _ value: Bool) {
         writeTag(field, wireType: 0)
-        bytes.append(value ? 1 : 0)
+        append(value ? 1 : 0)
     }
 
     mutating func writeEnumField<E: RawRepresentable>(_ field: UInt8, _ value: E) where E.RawValue == UInt8 {
@@ -105,7 +128,7 @@ struct ProtobufWriter {
     mutating func writeBytesField(_ field: UInt8, _ value: [UInt8]) {
         writeTag(field, wireType: 2)
         writeVarint(UInt64(value.count))
-        bytes.append(contentsOf: value)
+        append(contentsOf: value)
     }
 
     /// An embedded message: its size, then its fields written straight into this buffer.

@@ -108,6 +108,14 @@ extension Snapshot: ProtobufCodable {
         writer.writeMessageField(2, metadata)
     }
 
+    /// Whether this is `Snapshot()`, which is how etcd v3.4 writes "no snapshot" in a Message.
+    var isProtobufDefault: Bool {
+        let state = metadata.confState
+        return data.isEmpty && metadata.index == 0 && metadata.term == 0 && state.voters.isEmpty
+            && state.learners.isEmpty && state.votersOutgoing.isEmpty && state.learnersNext.isEmpty
+            && !state.autoLeave
+    }
+
     mutating func merge(from reader: inout ProtobufReader) throws(ProtobufDecodingError) {
         while let tag = try reader.nextTag() {
             switch tag.field {
@@ -125,7 +133,8 @@ extension HardState {
 
     /// Decodes a protobuf (etcd raftpb) `HardState`. Malformed input throws; it never traps.
     public init(serializedBytes bytes: [UInt8]) throws(ProtobufDecodingError) {
-        self = try HardState.decodeProtobuf(bytes)
+        self = HardState.protobufDefault
+        try mergeProtobuf(bytes)
     }
 
     /// The exact length of `serializedBytes()`.
@@ -141,7 +150,8 @@ extension ConfState {
 
     /// Decodes a protobuf (etcd raftpb) `ConfState`. Malformed input throws; it never traps.
     public init(serializedBytes bytes: [UInt8]) throws(ProtobufDecodingError) {
-        self = try ConfState.decodeProtobuf(bytes)
+        self = ConfState.protobufDefault
+        try mergeProtobuf(bytes)
     }
 
     /// The exact length of `serializedBytes()`.
@@ -157,7 +167,8 @@ extension SnapshotMetadata {
 
     /// Decodes a protobuf (etcd raftpb) `SnapshotMetadata`. Malformed input throws; it never traps.
     public init(serializedBytes bytes: [UInt8]) throws(ProtobufDecodingError) {
-        self = try SnapshotMetadata.decodeProtobuf(bytes)
+        self = SnapshotMetadata.protobufDefault
+        try mergeProtobuf(bytes)
     }
 
     /// The exact length of `serializedBytes()`.
@@ -173,7 +184,8 @@ extension Snapshot {
 
     /// Decodes a protobuf (etcd raftpb) `Snapshot`. Malformed input throws; it never traps.
     public init(serializedBytes bytes: [UInt8]) throws(ProtobufDecodingError) {
-        self = try Snapshot.decodeProtobuf(bytes)
+        self = Snapshot.protobufDefault
+        try mergeProtobuf(bytes)
     }
 
     /// The exact length of `serializedBytes()`.
