@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Raft", targets: ["Raft"]),
+        .library(name: "RaftTestKit", targets: ["RaftTestKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
@@ -17,7 +18,8 @@ let package = Package(
             name: "Raft",
             dependencies: [.product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "RaftTests", dependencies: ["Raft"]),
+        .target(name: "RaftTestKit", dependencies: ["Raft"]),
+        .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftTestKit"], exclude: ["Vectors"]),
     ],
     swiftLanguageModes: [.v6]
 )

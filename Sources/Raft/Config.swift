@@ -42,6 +42,9 @@ public struct Config {
     public var stepDownOnRemoval: Bool
     /// The log the application persisted.
     public var storage: any Storage
+    /// Seeds the election-timeout jitter together with `id`. The core never draws system
+    /// randomness, so a given seed, config and input sequence always behave the same.
+    public var randomSeed: UInt64
     /// Where the node reports elections and membership changes (info level and below).
     public var logger: Logger
 
@@ -61,6 +64,7 @@ public struct Config {
         self.disableProposalForwarding = false
         self.stepDownOnRemoval = false
         self.storage = storage
+        self.randomSeed = 0
         self.logger = Logger(label: "raft", factory: { _ in SwiftLogNoOpLogHandler() })
     }
 

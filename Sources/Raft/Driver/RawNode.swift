@@ -1,0 +1,197 @@
+import Logging
+
+/// The synchronous driver of the raft state machine (etcd's RawNode). Not thread-safe: use it
+/// from one thread or task at a time, or use `Node`.
+///
+/// The loop: call `tick()` at a steady rate and `step(_:)` with every message received; whenever
+/// `hasReady`, take `ready()`, persist its hard state, entries and snapshot (syncing when
+/// `mustSync`), send its messages, apply its committed entries (calling `applyConfChange` for
+/// configuration entries), then call `advance(_:)`.
+public final class RawNode {
+    var core: RaftCore
+    private var previousSoftState: SoftState
+    private var previousHardState: HardState
+
+    public init(config: Config) throws {
+        core = try RaftCore(config: config)
+        previousSoftState = core.softState
+        previousHardState = core.hardState
+    }
+
+    /// This node's id.
+    public var id: UInt64 { core.id }
+
+    /// Advances the logical clock by one tick: elections and heartbeats are measured in ticks.
+    public func tick() {
+        core.tick()
+    }
+
+    /// Advances only the election clock, for quiesced groups that skip heartbeats (etcd's
+    /// TickQuiesced). Use with care: a leader that is not ticked cannot notice a lost quorum.
+    public func tickQuiesced() {
+        core.electionElapsed += 1
+    }
+
+    /// Starts an election now (with a pre-election first when PreVote is on).
+    public func campaign() throws {
+        try core.step(Message(type: .hup))
+    }
+
+    /// Proposes data to be appended to the log. Throws `proposalDropped` when it cannot be
+    /// accepted (no leader, a transfer in progress, the uncommitted tail full, forwarding off).
+    public func propose(_ data: [UInt8]) throws {
+        try core.step(Message(type: .proposal, from: core.id, entries: [Entry(data: data)]))
+    }
+
+    /// Proposes several entries in one message (they are appended together).
+    public func propose(batch: [[UInt8]]) throws {
+        guard !batch.isEmpty else { return }
+        try core.step(Message(type: .proposal, from: core.id, entries: batch.map { Entry(data: $0) }))
+    }
+
+    /// Proposes a single-node membership change. It takes effect once applied: call
+    /// `applyConfChange` when its entry comes back in `committedEntries`.
+    public func proposeConfChange(_ cc: ConfChange) throws {
+        try core.step(Message(type: .proposal, entries: [Entry(type: .confChange, data: cc.serializedBytes())]))
+    }
+
+    /// Proposes a membership change of any number of nodes, through joint consensus when needed.
+    public func proposeConfChange(_ cc: ConfChangeV2) throws {
+        try core.step(Message(type: .proposal, entries: [Entry(type: .confChangeV2, data: cc.serializedBytes())]))
+    }
+
+    /// Applies a committed membership change and returns the new configuration. An invalid
+    /// change is logged and leaves the configuration as it is; use `applyConfChangeChecked` to
+    /// get the error.
+    @discardableResult
+    public func applyConfChange(_ cc: ConfChange) -> ConfState {
+        applyConfChange(cc.asV2)
+    }
+
+    @discardableResult
+    public func applyConfChange(_ cc: ConfChangeV2) -> ConfState {
+        do {
+            return try core.applyConfChange(cc)
+        } catch {
+            core.logger.error("refused to apply an invalid configuration change", metadata: ["raft.id": "\(core.id)", "change": "\(cc)", "error": "\(error)"])
+            return core.tracker.confState
+        }
+    }
+
+    /// Applies a committed membership change, throwing `RaftError.invalidConfChange` if it
+    /// cannot apply to the current configuration (which is then left unchanged).
+    @discardableResult
+    public func applyConfChangeChecked(_ cc: ConfChangeV2) throws -> ConfState {
+        try core.applyConfChange(cc)
+    }
+
+    /// Steps a message received from a peer. Local message types are refused
+    /// (`stepLocalMessage`), as are responses from nodes outside the configuration (`stepPeerNotFound`).
+    public func step(_ message: Message) throws {
+        if message.type.isLocal { throw RaftError.stepLocalMessage }
+        if message.type.isResponse && !core.tracker.progress.contains(message.from) {
+            throw RaftError.stepPeerNotFound
+        }
+        try core.step(message)
+    }
+
+    /// Whether there is anything to persist, send or apply.
+    public var hasReady: Bool {
+        if !core.messages.isEmpty { return true }
+        if !core.log.unstable.entries.isEmpty || core.log.hasNextCommittedEntries { return true }
+        if core.softState != previousSoftState { return true }
+        let hs = core.hardState
+        if !hs.isEmpty && hs != previousHardState { return true }
+        if core.log.hasPendingSnapshot { return true }
+        return !core.readStates.isEmpty
+    }
+
+    /// Collects what the application must do next. Call `advance` once it is done.
+    public func ready() -> Ready {
+        var rd = Ready()
+        rd.entries = core.log.unstableEntries
+        rd.committedEntries = core.log.nextCommittedEntries()
+        rd.messages = core.messages
+        core.messages.removeAll(keepingCapacity: true)
+        let soft = core.softState
+        if soft != previousSoftState {
+            rd.softState = soft
+            previousSoftState = soft
+        }
+        let hard = core.hardState
+        if hard != previousHardState {
+            rd.hardState = hard
+        }
+        // Sync when something that must survive a crash changed: entries, term or vote.
+        // The commit index alone can be recovered from the cluster.
+        rd.mustSync = !rd.entries.isEmpty || hard.term != previousHardState.term || hard.vote != previousHardState.vote
+        if rd.hardState != nil { previousHardState = hard }
+        if let snapshot = core.log.unstable.snapshot { rd.snapshot = snapshot }
+        if !core.readStates.isEmpty {
+            rd.readStates = core.readStates
+            core.readStates.removeAll()
+        }
+        return rd
+    }
+
+    /// Tells the node the application has persisted, sent and applied what `ready` held.
+    public func advance(_ ready: Ready) {
+        core.advance(
+            committedEntries: ready.committedEntries,
+            stable: ready.entries.last.map { ($0.index, $0.term) },
+            snapshotIndex: ready.snapshot.map { $0.metadata.index })
+    }
+
+    /// Asks the leader to hand leadership to `transferee`. Ignored for self, non-members and
+    /// learners; abandoned after an election timeout.
+    public func transferLeader(to transferee: UInt64) {
+        _ = try? core.step(Message(type: .transferLeader, from: transferee))
+    }
+
+    /// Requests a linearizable read: a `ReadState` with this context comes back in a later Ready
+    /// with the index the application must have applied before serving the read.
+    public func readIndex(_ context: [UInt8]) {
+        _ = try? core.step(Message(type: .readIndex, entries: [Entry(data: context)]))
+    }
+
+    /// Tells the leader a message to `id` could not be delivered.
+    public func reportUnreachable(_ id: UInt64) {
+        _ = try? core.step(Message(type: .unreachable, from: id))
+    }
+
+    /// Tells the leader how sending a snapshot to `id` ended.
+    public func reportSnapshot(_ id: UInt64, status: SnapshotStatus) {
+        _ = try? core.step(Message(type: .snapshotStatus, from: id, reject: status == .failure))
+    }
+
+    /// Bootstraps a brand-new node with its initial members: their `addNode` changes become the
+    /// first committed entries, which the application sees (and applies) in the first Ready.
+    /// Throws `alreadyBootstrapped` if the storage holds any state.
+    public func bootstrap(_ peers: [Peer]) throws {
+        guard !peers.isEmpty else { throw RaftError.invalidConfig("bootstrap needs at least one peer") }
+        let lastIndex = try core.log.storage.lastIndex()
+        guard lastIndex == 0 else { throw RaftError.alreadyBootstrapped }
+        // Nothing is persisted yet: make the first Ready carry the hard state.
+        previousHardState = HardState()
+        core.becomeFollower(term: 1, lead: 0)
+        var entries: [Entry] = []
+        entries.reserveCapacity(peers.count)
+        for (i, peer) in peers.enumerated() {
+            let cc = ConfChange(type: .addNode, nodeID: peer.id, context: peer.context)
+            entries.append(Entry(term: 1, index: UInt64(i + 1), type: .confChange, data: cc.serializedBytes()))
+        }
+        _ = core.log.append(entries)
+        // Commit them, and apply them now too, so the application may campaign right away. They
+        // are applied again by the application through Ready (adding a node twice is harmless);
+        // `applied` stays behind so that it sees them.
+        core.log.committed = UInt64(entries.count)
+        for peer in peers {
+            _ = try core.applyConfChange(ConfChange(type: .addNode, nodeID: peer.id).asV2)
+        }
+    }
+
+    /// A snapshot of this node's state; `progress` is filled on the leader only.
+    public var status: Status {
+        Status(core: core)
+    }
+}

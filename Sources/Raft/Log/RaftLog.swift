@@ -1,0 +1,362 @@
+/// The log as raft sees it: what the application persisted (`storage`), followed by what it
+/// has not persisted yet (`unstable`), and how far it is committed and applied.
+///
+///     storage:   [firstIndex ........... unstable.offset-1]
+///     unstable:                          [unstable.offset ...... lastIndex]
+///     committed/applied: applied <= committed <= lastIndex
+///
+/// Broken invariants (committing beyond the log, overwriting committed entries, a storage that
+/// fails for reasons other than compaction) stop the process with a message, as etcd panics:
+/// continuing would risk the safety of the replicated log.
+struct RaftLog {
+    /// The entries the application persisted: the log up to `unstable.offset - 1`.
+    let storage: any Storage
+    /// The entries and snapshot not yet persisted.
+    var unstable: UnstableLog
+    /// The highest index known to be on a quorum of nodes.
+    var committed: UInt64
+    /// The highest index the application applied to its state machine. `applied <= committed`.
+    var applied: UInt64
+    /// The byte limit of the entries one `nextCommittedEntries()` returns (at least one entry).
+    var maxNextEntriesSize: UInt64
+
+    /// A log over `storage`, committed and applied up to its snapshot; everything after
+    /// storage's last entry will be unstable.
+    init(storage: any Storage, maxNextEntriesSize: UInt64 = .max) throws {
+        let first = try storage.firstIndex()
+        let last = try storage.lastIndex()
+        precondition(first >= 1, "storage's firstIndex must be at least 1 (it is \(first))")
+        self.storage = storage
+        self.unstable = UnstableLog(offset: last + 1)
+        self.committed = first - 1
+        self.applied = first - 1
+        self.maxNextEntriesSize = maxNextEntriesSize
+    }
+
+    // MARK: Bounds
+
+    /// The index of the first entry still available (the snapshot's index + 1).
+    var firstIndex: UInt64 {
+        if let i = unstable.maybeFirstIndex() { return i }
+        do {
+            return try storage.firstIndex()
+        } catch {
+            fatalError("raft log: storage.firstIndex() failed: \(error)")
+        }
+    }
+
+    /// The index of the last entry (the snapshot's when there are no entries).
+    var lastIndex: UInt64 {
+        if let i = unstable.maybeLastIndex() { return i }
+        do {
+            return try storage.lastIndex()
+        } catch {
+            fatalError("raft log: storage.lastIndex() failed: \(error)")
+        }
+    }
+
+    /// The term of the last entry.
+    var lastTerm: UInt64 {
+        do {
+            return try term(lastIndex)
+        } catch {
+            fatalError("raft log: unexpected error when getting the last term: \(error)")
+        }
+    }
+
+    /// The first index not yet applied that the log still holds: max(applied+1, firstIndex).
+    private var firstUnappliedIndex: UInt64 {
+        let next = applied + 1
+        // firstIndex <= unstable.offset always: everything before the unstable entries is in
+        // storage (or the unstable snapshot). So when applied has reached the unstable entries,
+        // storage need not be asked. This is the hot path of a busy leader.
+        if next >= unstable.offset { return next }
+        return max(next, firstIndex)
+    }
+
+    // MARK: Terms
+
+    /// The term of the entry at `i`; 0 if `i` is outside `[firstIndex-1, lastIndex]` (as etcd
+    /// 3.5). Throws `compacted` or `unavailable` if storage lost the entry meanwhile.
+    func term(_ i: UInt64) throws(RaftError) -> UInt64 {
+        // The unstable log first: it answers without a trip to storage, and anything it holds
+        // is within the valid range.
+        if let t = unstable.maybeTerm(i) { return t }
+        // Past the unstable entries means past lastIndex.
+        if i >= unstable.offset && !unstable.entries.isEmpty { return 0 }
+        // The valid range is [index of the dummy entry, lastIndex]: the term of the entry just
+        // before the first is known (the snapshot's), for matching appends.
+        // (firstIndex >= 1; `i + 1` could overflow on a hostile index.)
+        if i < firstIndex - 1 || i > lastIndex { return 0 }
+        do {
+            return try storage.term(i)
+        } catch let error as RaftError where error == .compacted || error == .unavailable {
+            throw error
+        } catch {
+            fatalError("raft log: storage.term(\(i)) failed: \(error)")
+        }
+    }
+
+    /// The term of the entry at `i`, or 0 if it is unknown (compacted or unavailable).
+    func zeroTermOnOutOfBounds(_ i: UInt64) -> UInt64 {
+        (try? term(i)) ?? 0
+    }
+
+    /// Whether the entry at `i` has term `t`.
+    func matchTerm(_ i: UInt64, _ t: UInt64) -> Bool {
+        guard let ourTerm = try? term(i) else { return false }
+        return ourTerm == t
+    }
+
+    /// The index of the first of `ents` that is not in the log with the same term: either it
+    /// conflicts with an existing entry, or it is new (beyond lastIndex). 0 if every entry is
+    /// already in the log. `ents` must be contiguous.
+    func findConflict(_ ents: ArraySlice<Entry>) -> UInt64 {
+        for entry in ents where !matchTerm(entry.index, entry.term) {
+            return entry.index
+        }
+        return 0
+    }
+
+    /// The leader's fast backtracking of a rejected append (thesis §5.3 optimisation): the
+    /// largest index `<= index` whose term is `<= term`, with that term. Every entry above it
+    /// has a larger term, so it cannot match a log whose entry at `index` has `term`.
+    /// Stops at the first index whose term is unknown (compacted), returning it with term 0:
+    /// it may match. If `index` is beyond lastIndex, returns `(index, 0)`.
+    func findConflictByTerm(index: UInt64, term: UInt64) -> (index: UInt64, term: UInt64) {
+        if index > lastIndex { return (index, 0) }
+        var i = index
+        while i > 0 {
+            guard let ourTerm = try? self.term(i) else { return (i, 0) }
+            if ourTerm <= term { return (i, ourTerm) }
+            i -= 1
+        }
+        return (0, 0)
+    }
+
+    /// Whether a candidate whose log ends at (`lastIndex`, `term`) is at least as up to date as
+    /// this log (thesis §3.6.1 / paper §5.4.1): a later last term wins, then a longer log.
+    func isUpToDate(lastIndex candidateIndex: UInt64, term candidateTerm: UInt64) -> Bool {
+        let ourTerm = lastTerm
+        return candidateTerm > ourTerm || (candidateTerm == ourTerm && candidateIndex >= lastIndex)
+    }
+
+    // MARK: Appending
+
+    /// A follower's append: if the log has the entry (`index`, `logTerm`) the leader's entries
+    /// follow, appends `entries` (after it), truncating any conflicting suffix, and commits up
+    /// to `committed` (but not beyond the last new entry). Returns the index of the last new
+    /// entry, or nil if the log does not match at `index`.
+    mutating func maybeAppend(index: UInt64, logTerm: UInt64, committed: UInt64, entries: [Entry]) -> UInt64? {
+        guard matchTerm(index, logTerm) else { return nil }
+        let lastNewIndex = index + UInt64(entries.count)
+        let conflict = findConflict(entries[...])
+        if conflict != 0 {
+            if conflict <= self.committed {
+                fatalError("raft log: entry \(conflict) conflicts with committed entry [committed(\(self.committed))]")
+            }
+            // Entries before the conflict are already in the log.
+            precondition(
+                conflict > index && conflict - index <= UInt64(entries.count),
+                "raft log: appended entries must follow index \(index) contiguously; conflict at \(conflict)")
+            let start = Int(conflict - (index + 1))
+            append(entries[start...])
+        }
+        commitTo(min(committed, lastNewIndex))
+        return lastNewIndex
+    }
+
+    /// Appends `ents` (contiguous) to the unstable log, replacing any entries from
+    /// `ents[0].index` on. Returns the new lastIndex. Overwriting a committed entry is fatal.
+    @discardableResult
+    mutating func append(_ ents: [Entry]) -> UInt64 {
+        append(ents[...])
+    }
+
+    @discardableResult
+    mutating func append(_ ents: ArraySlice<Entry>) -> UInt64 {
+        guard let first = ents.first else { return lastIndex }
+        if first.index == 0 || first.index - 1 < committed {
+            fatalError("raft log: appending after \(first.index &- 1) is out of range [committed(\(committed))]")
+        }
+        unstable.truncateAndAppend(ents)
+        return lastIndex
+    }
+
+    // MARK: Reading
+
+    /// The entries the application has yet to persist (a copy).
+    var unstableEntries: [Entry] {
+        copyEntries(unstable.entries[...])
+    }
+
+    /// The committed entries not yet applied, at most `maxNextEntriesSize` bytes (but at least
+    /// one). As in etcd 3.5, they may include entries not yet persisted: applying an entry
+    /// committed on a quorum is safe before the local write completes.
+    func nextCommittedEntries() -> [Entry] {
+        let lo = firstUnappliedIndex
+        guard committed + 1 > lo else { return [] }
+        do {
+            return try slice(lo, committed + 1, maxSize: maxNextEntriesSize)
+        } catch {
+            fatalError("raft log: unexpected error when getting unapplied entries [\(lo), \(committed)]: \(error)")
+        }
+    }
+
+    /// Whether there are committed entries not yet applied.
+    var hasNextCommittedEntries: Bool {
+        committed + 1 > firstUnappliedIndex
+    }
+
+    /// The latest snapshot: the unstable one if there is one, else storage's.
+    func snapshot() throws -> Snapshot {
+        if let s = unstable.snapshot { return s }
+        return try storage.snapshot()
+    }
+
+    /// Whether a snapshot waits to be persisted and applied.
+    var hasPendingSnapshot: Bool {
+        guard let s = unstable.snapshot else { return false }
+        return !s.isEmpty
+    }
+
+    /// The entries from `i` to the end, at most `maxSize` bytes (but at least one); empty if
+    /// `i` is beyond lastIndex. Throws `compacted` if `i` is before firstIndex.
+    func entries(from i: UInt64, maxSize: UInt64) throws(RaftError) -> [Entry] {
+        let last = lastIndex
+        if i > last { return [] }
+        return try slice(i, last + 1, maxSize: maxSize)
+    }
+
+    /// Every entry in the log (for tests). Retries when a compaction races with the read.
+    func allEntries() -> [Entry] {
+        while true {
+            do {
+                return try entries(from: firstIndex, maxSize: .max)
+            } catch RaftError.compacted {
+                continue
+            } catch {
+                fatalError("raft log: unexpected error reading all entries: \(error)")
+            }
+        }
+    }
+
+    /// The entries in `[lo, hi)`, at most `maxSize` bytes (but at least one), read from
+    /// storage below `unstable.offset` and from the unstable log from there on.
+    /// Throws `compacted` if `lo` is before firstIndex; `hi` beyond lastIndex+1 is fatal.
+    func slice(_ lo: UInt64, _ hi: UInt64, maxSize: UInt64) throws(RaftError) -> [Entry] {
+        try checkOutOfBounds(lo, hi)
+        if lo == hi { return [] }
+        let offset = unstable.offset
+        guard lo < offset else {
+            // Entirely unstable: copy only what the limit keeps.
+            return copyEntries(limitSize(unstable.slice(lo, hi), maxSize: maxSize))
+        }
+
+        let storedHi = min(hi, offset)
+        var ents: [Entry]
+        do {
+            ents = try storage.entries(lo, storedHi, maxSize: maxSize)
+        } catch RaftError.compacted {
+            throw .compacted
+        } catch RaftError.unavailable {
+            fatalError("raft log: entries[\(lo),\(storedHi)) are unavailable from storage")
+        } catch {
+            fatalError("raft log: storage.entries(\(lo), \(storedHi)) failed: \(error)")
+        }
+        // Storage stopped early at the size limit: the unstable entries would exceed it too.
+        if UInt64(ents.count) < storedHi - lo { return ents }
+        if hi > offset {
+            appendLimited(unstable.slice(offset, hi), to: &ents, maxSize: maxSize)
+        } else {
+            limitSize(&ents, maxSize: maxSize)
+        }
+        return ents
+    }
+
+    /// Appends to `ents` as many of `more` as keep the total within `maxSize` — the same as
+    /// etcd's limitSize over the concatenation, without copying what would be cut.
+    private func appendLimited(_ more: ArraySlice<Entry>, to ents: inout [Entry], maxSize: UInt64) {
+        if maxSize == .max {
+            ents.append(contentsOf: more)
+            return
+        }
+        limitSize(&ents, maxSize: maxSize)
+        var size: UInt64 = 0
+        for entry in ents { size += entry.byteSize }
+        var end = more.startIndex
+        while end < more.endIndex {
+            size += more[end].byteSize
+            // The first entry overall is always kept.
+            if size > maxSize && !(ents.isEmpty && end == more.startIndex) { break }
+            end += 1
+        }
+        ents.append(contentsOf: more[more.startIndex..<end])
+    }
+
+    /// Checks that `[lo, hi)` lies within the log: throws `compacted` if `lo` is before
+    /// firstIndex; `lo > hi` or `hi > lastIndex + 1` is a programming error and fatal.
+    func checkOutOfBounds(_ lo: UInt64, _ hi: UInt64) throws(RaftError) {
+        if lo > hi { fatalError("raft log: invalid slice \(lo) > \(hi)") }
+        // firstIndex <= unstable.offset, so only an index below the offset can be compacted;
+        // this spares the hot path a trip to storage.
+        if lo < unstable.offset && lo < firstIndex { throw .compacted }
+        let last = lastIndex
+        if hi > last + 1 {
+            fatalError("raft log: slice[\(lo),\(hi)) out of bound [\(firstIndex),\(last)]")
+        }
+    }
+
+    // MARK: Progress
+
+    /// Commits up to `maxIndex` if it is beyond `committed` and its entry has `term` (a leader
+    /// only commits entries of its own term by counting replicas: thesis §3.6.2).
+    mutating func maybeCommit(maxIndex: UInt64, term: UInt64) -> Bool {
+        guard maxIndex > committed, zeroTermOnOutOfBounds(maxIndex) == term else { return false }
+        commitTo(maxIndex)
+        return true
+    }
+
+    /// Raises `committed` to `toCommit` (never lowers it). Committing beyond the log is fatal.
+    mutating func commitTo(_ toCommit: UInt64) {
+        guard committed < toCommit else { return }
+        let last = lastIndex
+        if last < toCommit {
+            fatalError("raft log: tocommit(\(toCommit)) is out of range [lastIndex(\(last))]. Was the raft log corrupted, truncated, or lost?")
+        }
+        committed = toCommit
+    }
+
+    /// Records that the application applied up to `i` (0 is ignored). `i` must be in
+    /// `[applied, committed]`.
+    mutating func appliedTo(_ i: UInt64) {
+        if i == 0 { return }
+        if committed < i || i < applied {
+            fatalError("raft log: applied(\(i)) is out of range [prevApplied(\(applied)), committed(\(committed))]")
+        }
+        applied = i
+    }
+
+    /// The application persisted the entries up to `index` (whose term was `term`).
+    mutating func stableTo(index: UInt64, term: UInt64) {
+        unstable.stableTo(index: index, term: term)
+    }
+
+    /// The application persisted the snapshot at `i`.
+    mutating func stableSnapTo(_ i: UInt64) {
+        unstable.stableSnapTo(i)
+    }
+
+    /// Replaces the log with snapshot `s` (a follower behind the leader's compaction point):
+    /// everything up to it is committed.
+    mutating func restore(_ s: Snapshot) {
+        committed = s.metadata.index
+        unstable.restore(s)
+    }
+}
+
+extension RaftLog: CustomStringConvertible {
+    var description: String {
+        "committed=\(committed), applied=\(applied), unstable.offset=\(unstable.offset), len(unstable.entries)=\(unstable.entries.count)"
+    }
+}

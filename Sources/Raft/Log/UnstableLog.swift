@@ -1,0 +1,105 @@
+/// The tail of the log that the application has not persisted yet: entries (appended by the
+/// leader, or received by a follower) and possibly an incoming snapshot. Once the application
+/// reports them stable (`stableTo`, `stableSnapTo`), they are dropped from here and read from
+/// `Storage` instead.
+///
+/// `entries[i]` has index `offset + i`. Note that `offset` may be lower than the index of an
+/// entry already in storage: a leader change can overwrite entries the application persisted
+/// but whose newer versions it has not persisted yet.
+struct UnstableLog {
+    /// The incoming snapshot, if any; it precedes `entries`.
+    var snapshot: Snapshot? = nil
+    /// The entries not yet persisted.
+    var entries: [Entry] = []
+    /// The index of `entries[0]` (or where the next entry goes when there is none).
+    var offset: UInt64 = 0
+
+    /// Beyond this many entries of capacity, the buffer is released once everything is stable,
+    /// instead of being kept for the next batch: a burst must not pin its memory forever.
+    static let retainedCapacity = 4096
+
+    /// The index of the first entry, if known from the snapshot.
+    func maybeFirstIndex() -> UInt64? {
+        snapshot.map { $0.metadata.index + 1 }
+    }
+
+    /// The index of the last entry, if there are entries or a snapshot.
+    func maybeLastIndex() -> UInt64? {
+        if !entries.isEmpty { return offset + UInt64(entries.count) - 1 }
+        return snapshot?.metadata.index
+    }
+
+    /// The term of the entry at `i`, if the unstable log holds it (or it is the snapshot's).
+    func maybeTerm(_ i: UInt64) -> UInt64? {
+        if i < offset {
+            if let snapshot, snapshot.metadata.index == i { return snapshot.metadata.term }
+            return nil
+        }
+        let position = i - offset
+        if position < UInt64(entries.count) { return entries[Int(position)].term }
+        // Beyond the entries: only the snapshot could answer, and it lies before `offset`.
+        return nil
+    }
+
+    /// The application persisted the entries up to `index`, the last of which had `term`.
+    /// Ignored unless `index` is an unstable entry of that term: otherwise the entry was
+    /// overwritten in the meantime and the newer one still has to be persisted.
+    mutating func stableTo(index: UInt64, term: UInt64) {
+        // Matching the snapshot (index < offset) leaves the entries alone.
+        guard index >= offset, let t = maybeTerm(index), t == term else { return }
+        let stable = Int(index + 1 - offset)
+        if stable == entries.count {
+            // The hot path: everything is stable. Keep the buffer for the next batch.
+            entries.removeAll(keepingCapacity: entries.capacity <= Self.retainedCapacity)
+        } else {
+            entries.removeSubrange(0..<stable)
+        }
+        offset = index + 1
+    }
+
+    /// The application persisted the snapshot at index `i`.
+    mutating func stableSnapTo(_ i: UInt64) {
+        if let snapshot, snapshot.metadata.index == i { self.snapshot = nil }
+    }
+
+    /// Replaces everything with the snapshot `s`: the log continues after it.
+    mutating func restore(_ s: Snapshot) {
+        offset = s.metadata.index + 1
+        entries.removeAll()
+        snapshot = s
+    }
+
+    /// Appends `ents`, which must be contiguous and non-empty, replacing any unstable entries
+    /// at or after `ents[0].index`.
+    mutating func truncateAndAppend(_ ents: [Entry]) {
+        truncateAndAppend(ents[...])
+    }
+
+    mutating func truncateAndAppend(_ ents: ArraySlice<Entry>) {
+        guard let after = ents.first?.index else { return }
+        if after == offset + UInt64(entries.count) {
+            // Directly after the last entry: the common case.
+            entries.append(contentsOf: ents)
+        } else if after <= offset {
+            // Everything unstable is replaced; the log now resumes at `after`
+            // (the entries before it are in storage).
+            offset = after
+            entries = Array(ents)
+        } else {
+            // Keep the entries before `after`, replace the rest.
+            precondition(
+                after < offset + UInt64(entries.count),
+                "unstable log: appending at \(after) would leave a gap after \(offset + UInt64(entries.count) - 1)")
+            entries.removeSubrange(Int(after - offset)...)
+            entries.append(contentsOf: ents)
+        }
+    }
+
+    /// The entries in `[lo, hi)`, which must lie within the unstable entries.
+    func slice(_ lo: UInt64, _ hi: UInt64) -> ArraySlice<Entry> {
+        precondition(lo <= hi, "invalid unstable.slice \(lo) > \(hi)")
+        let upper = offset + UInt64(entries.count)
+        precondition(lo >= offset && hi <= upper, "unstable.slice[\(lo),\(hi)) out of bound [\(offset),\(upper)]")
+        return entries[Int(lo - offset)..<Int(hi - offset)]
+    }
+}
