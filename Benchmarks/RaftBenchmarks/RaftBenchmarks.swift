@@ -16,4 +16,6 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(Entry(term: 1, index: UInt64(i), data: [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: 128)))
         }
     }
+
+    rawNodeBenchmarks()
 }
