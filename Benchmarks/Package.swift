@@ -1,0 +1,45 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Benchmarks for Flotilla, kept out of the root package so that `swift build` / `swift test` at
+// the root never build package-benchmark. Run from this directory:
+//
+//     swift package --disable-sandbox benchmark
+//
+// package-benchmark discovers every executable target whose folder sits in a folder named
+// `Benchmarks` (this package's root), so each suite lives in `Benchmarks/<Suite>/`.
+let package = Package(
+    name: "FlotillaBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        // Only the MallocInterposer trait: it gives the malloc counts. (The default traits also
+        // pull in swift-runtime-interposer on Linux with Swift 6.3, which we neither need nor have.)
+        .package(
+            url: "https://github.com/ordo-one/package-benchmark.git",
+            from: "1.38.0",
+            traits: ["MallocInterposer"]
+        ),
+        .package(name: "Flotilla", path: ".."),
+    ],
+    targets: [
+        .executableTarget(
+            name: "RaftBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "Raft", package: "Flotilla"),
+            ],
+            path: "RaftBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
+        .executableTarget(
+            name: "RaftCodecBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "Raft", package: "Flotilla"),
+            ],
+            path: "RaftCodecBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,94 @@
+import Raft
+
+/// The cluster of the etcd anchor (`/work/shared/etcd-anchors/rawnode_bench_go/main.go`): `size`
+/// voters in one process, each a `RawNode` over a `MemoryStorage`, messages delivered in memory.
+/// Node `id` lives at index `id - 1`.
+///
+/// The loops mirror the Go code step for step so the figures can be put side by side. One
+/// deliberate difference: the Go harness allocates a fresh message slice per delivery round
+/// (`c.inflight = nil`); this one swaps two buffers that keep their capacity, so what the malloc
+/// counter sees here is the library's own allocations, not the harness's.
+final class Cluster {
+    private(set) var nodes: [RawNode] = []
+    let stores: [MemoryStorage]
+    /// Index of the last committed entry each node has seen in a Ready.
+    private(set) var applied: [UInt64]
+    private var inflight: [Message] = []
+    private var delivering: [Message] = []
+
+    init(size: Int) throws {
+        let peers = (1...UInt64(size)).map { $0 }
+        var stores: [MemoryStorage] = []
+        for id in peers {
+            // Bootstrap exactly as the Go code does: a snapshot at index 1, term 1, holding the
+            // configuration, then a node that has never voted.
+            let storage = MemoryStorage()
+            try storage.applySnapshot(
+                Snapshot(metadata: SnapshotMetadata(confState: ConfState(voters: peers), index: 1, term: 1))
+            )
+            var config = Config(id: id, electionTick: 10, heartbeatTick: 1, storage: storage)
+            config.maxSizePerMsg = 1 << 20
+            config.maxInflightMsgs = 256
+            config.maxUncommittedEntriesSize = 0
+            nodes.append(try RawNode(config: config))
+            stores.append(storage)
+        }
+        self.stores = stores
+        self.applied = Array(repeating: 0, count: size)
+        inflight.reserveCapacity(64)
+        delivering.reserveCapacity(64)
+
+        try nodes[0].campaign()
+        try pump()
+        guard nodes[0].status.raftState == .leader else {
+            fatalError("node 1 is not leader after campaigning: \(nodes[0].status.raftState)")
+        }
+    }
+
+    /// Proposes `data` on node 1, the leader.
+    @inline(__always)
+    func propose(_ data: [UInt8]) throws {
+        try nodes[0].propose(data)
+    }
+
+    /// Processes Ready on every node and delivers messages until the cluster is quiet.
+    func pump() throws {
+        while true {
+            var progress = false
+            for i in nodes.indices {
+                while nodes[i].hasReady {
+                    progress = true
+                    let rd = nodes[i].ready()
+                    if let hardState = rd.hardState {
+                        try stores[i].setHardState(hardState)
+                    }
+                    try stores[i].append(rd.entries)
+                    inflight.append(contentsOf: rd.messages)
+                    if let last = rd.committedEntries.last {
+                        applied[i] = last.index
+                    }
+                    nodes[i].advance(rd)
+                }
+            }
+            if !inflight.isEmpty {
+                progress = true
+                swap(&inflight, &delivering)
+                for message in delivering {
+                    try nodes[Int(message.to) - 1].step(message)
+                }
+                delivering.removeAll(keepingCapacity: true)
+            }
+            if !progress {
+                return
+            }
+        }
+    }
+
+    /// Traps unless every node has applied exactly up to `index`: the benchmark committed what
+    /// it claims to have committed.
+    func expectApplied(_ index: UInt64) {
+        for (i, seen) in applied.enumerated() where seen != index {
+            fatalError("node \(i + 1) applied up to \(seen), expected \(index) (applied: \(applied))")
+        }
+    }
+}
