@@ -4,8 +4,15 @@ extension RaftCore {
     // MARK: - Leader: proposals and the log
 
     mutating func handleProposal(_ m: Message) throws(RaftError) {
-        guard !m.entries.isEmpty else {
-            logger.warning("dropped an empty proposal", metadata: ["raft.id": "\(id)", "from": "\(m.from)"])
+        var entries = m.entries
+        try propose(&entries, from: m.from)
+    }
+
+    /// The leader's handling of a proposal (etcd's stepLeader MsgProp). `entries` is stamped
+    /// with term and index in place: a caller that owns a fresh array pays no copy.
+    mutating func propose(_ entries: inout [Entry], from: UInt64) throws(RaftError) {
+        guard !entries.isEmpty else {
+            logger.warning("dropped an empty proposal", metadata: ["raft.id": "\(id)", "from": "\(from)"])
             throw .proposalDropped
         }
         // A leader that removed itself keeps leading until it steps down, but takes no new work.
@@ -16,7 +23,6 @@ extension RaftCore {
                 metadata: ["raft.id": "\(id)", "term": "\(term)", "transferee": "\(leadTransferee)"])
             throw .proposalDropped
         }
-        var entries = m.entries
         for i in entries.indices where entries[i].type != .normal {
             if let refusal = confChangeRefusal(entries[i]) {
                 // Refused changes become empty entries so that the proposal's indices still line up.
@@ -121,34 +127,35 @@ extension RaftCore {
     /// without entries (to carry the commit index or probe).
     @discardableResult
     mutating func maybeSendAppend(at i: Int, sendIfEmpty: Bool) -> Bool {
-        let pr = tracker.progress[position: i]
-        if pr.isPaused { return false }
+        // Read only scalars: holding a copy of the Progress while mutating it in place would
+        // make the inflights ring copy itself on every append.
+        if tracker.progress[position: i].isPaused { return false }
+        let peer = tracker.progress[position: i].id
+        let next = tracker.progress[position: i].next
         let prevTerm: UInt64?
-        do { prevTerm = try log.term(pr.next - 1) } catch { prevTerm = nil }
+        do { prevTerm = try log.term(next - 1) } catch { prevTerm = nil }
         var entries: [Entry]?
-        do { entries = try log.entries(from: pr.next, maxSize: maxMsgSize) } catch { entries = nil }
+        do { entries = try log.entries(from: next, maxSize: maxMsgSize) } catch { entries = nil }
         if (entries?.isEmpty ?? true) && !sendIfEmpty { return false }
 
         guard let prevTerm, let entries else {
             return sendSnapshot(at: i)
         }
-        var m = Message(type: .append, to: pr.id, logTerm: prevTerm, index: pr.next - 1, commit: log.committed)
         if let last = entries.last {
-            switch pr.state {
+            switch tracker.progress[position: i].state {
             case .replicate:
                 // Replicating: move next past what we send without waiting for the answer.
                 var bytes: UInt64 = 0
-                for e in entries { bytes += e.payloadSize }
+                for e in entries { bytes &+= e.payloadSize }
                 tracker.progress[position: i].optimisticUpdate(last.index)
                 tracker.progress[position: i].inflights.add(index: last.index, bytes: bytes)
             case .probe:
                 tracker.progress[position: i].probeSent = true
             case .snapshot:
-                preconditionFailure("sending an append to \(pr.id) in the snapshot state")
+                preconditionFailure("sending an append to \(peer) in the snapshot state")
             }
         }
-        m.entries = entries
-        send(m)
+        send(Message(type: .append, to: peer, logTerm: prevTerm, index: next - 1, entries: entries, commit: log.committed))
         return true
     }
 

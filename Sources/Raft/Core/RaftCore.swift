@@ -46,6 +46,9 @@ struct RaftCore {
     /// Ticks since the last heartbeat (leaders only).
     var heartbeatElapsed = 0
     var randomizedElectionTimeout = 0
+    /// The soft and hard state the last Ready reported; a Ready carries them only when changed.
+    var reportedSoftState = SoftState()
+    var reportedHardState = HardState()
 
     let maxMsgSize: UInt64
     let maxUncommittedSize: UInt64
@@ -93,6 +96,8 @@ struct RaftCore {
             log.appliedTo(c.applied)
         }
         becomeFollower(term: term, lead: 0)
+        reportedSoftState = softState
+        reportedHardState = hardState
         logger.info(
             "raft node started",
             metadata: [
@@ -234,7 +239,8 @@ struct RaftCore {
 
     /// Queues a message, stamping sender and term. Vote messages carry their own term; proposals
     /// and read requests forwarded to the leader carry none (they act as local messages there).
-    mutating func send(_ message: Message) {
+    mutating func send(_ message: consuming Message) {
+        // Consumed, not copied: a copy would retain every array of the message once more.
         var m = message
         if m.from == 0 { m.from = id }
         switch m.type {
@@ -244,7 +250,7 @@ struct RaftCore {
             precondition(m.term == 0, "term must not be set on \(m.type) messages; it is stamped when sent")
             if m.type != .proposal && m.type != .readIndex { m.term = term }
         }
-        messages.append(m)
+        messages.append(consume m)
     }
 
     mutating func abortLeaderTransfer() {

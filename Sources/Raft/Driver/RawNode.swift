@@ -8,14 +8,12 @@ import Logging
 /// `mustSync`), send its messages, apply its committed entries (calling `applyConfChange` for
 /// configuration entries), then call `advance(_:)`.
 public final class RawNode {
-    var core: RaftCore
-    private var previousSoftState: SoftState
-    private var previousHardState: HardState
+    /// The state machine. Accessed once per call; RawNode is single-threaded by contract, so the
+    /// runtime exclusivity check on this property (a measurable cost per call) is turned off.
+    @exclusivity(unchecked) var core: RaftCore
 
     public init(config: Config) throws {
         core = try RaftCore(config: config)
-        previousSoftState = core.softState
-        previousHardState = core.hardState
     }
 
     /// This node's id.
@@ -40,24 +38,38 @@ public final class RawNode {
     /// Proposes data to be appended to the log. Throws `proposalDropped` when it cannot be
     /// accepted (no leader, a transfer in progress, the uncommitted tail full, forwarding off).
     public func propose(_ data: [UInt8]) throws {
-        try core.step(Message(type: .proposal, from: core.id, entries: [Entry(data: data)]))
+        var entries = [Entry(data: data)]
+        try propose(&entries)
+    }
+
+    private func propose(_ entries: inout [Entry]) throws {
+        if core.state == .leader {
+            // The leader appends directly: the same as stepping a proposal, minus a message and
+            // a copy of the entries.
+            try core.propose(&entries, from: core.id)
+        } else {
+            try core.step(Message(type: .proposal, from: core.id, entries: entries))
+        }
     }
 
     /// Proposes several entries in one message (they are appended together).
     public func propose(batch: [[UInt8]]) throws {
         guard !batch.isEmpty else { return }
-        try core.step(Message(type: .proposal, from: core.id, entries: batch.map { Entry(data: $0) }))
+        var entries = batch.map { Entry(data: $0) }
+        try propose(&entries)
     }
 
     /// Proposes a single-node membership change. It takes effect once applied: call
     /// `applyConfChange` when its entry comes back in `committedEntries`.
     public func proposeConfChange(_ cc: ConfChange) throws {
-        try core.step(Message(type: .proposal, entries: [Entry(type: .confChange, data: cc.serializedBytes())]))
+        var entries = [Entry(type: .confChange, data: cc.serializedBytes())]
+        try propose(&entries)
     }
 
     /// Proposes a membership change of any number of nodes, through joint consensus when needed.
     public func proposeConfChange(_ cc: ConfChangeV2) throws {
-        try core.step(Message(type: .proposal, entries: [Entry(type: .confChangeV2, data: cc.serializedBytes())]))
+        var entries = [Entry(type: .confChangeV2, data: cc.serializedBytes())]
+        try propose(&entries)
     }
 
     /// Applies a committed membership change and returns the new configuration. An invalid
@@ -96,51 +108,13 @@ public final class RawNode {
     }
 
     /// Whether there is anything to persist, send or apply.
-    public var hasReady: Bool {
-        if !core.messages.isEmpty { return true }
-        if !core.log.unstable.entries.isEmpty || core.log.hasNextCommittedEntries { return true }
-        if core.softState != previousSoftState { return true }
-        let hs = core.hardState
-        if !hs.isEmpty && hs != previousHardState { return true }
-        if core.log.hasPendingSnapshot { return true }
-        return !core.readStates.isEmpty
-    }
+    public var hasReady: Bool { core.hasReady }
 
     /// Collects what the application must do next. Call `advance` once it is done.
-    public func ready() -> Ready {
-        var rd = Ready()
-        rd.entries = core.log.unstableEntries
-        rd.committedEntries = core.log.nextCommittedEntries()
-        rd.messages = core.messages
-        core.messages.removeAll(keepingCapacity: true)
-        let soft = core.softState
-        if soft != previousSoftState {
-            rd.softState = soft
-            previousSoftState = soft
-        }
-        let hard = core.hardState
-        if hard != previousHardState {
-            rd.hardState = hard
-        }
-        // Sync when something that must survive a crash changed: entries, term or vote.
-        // The commit index alone can be recovered from the cluster.
-        rd.mustSync = !rd.entries.isEmpty || hard.term != previousHardState.term || hard.vote != previousHardState.vote
-        if rd.hardState != nil { previousHardState = hard }
-        if let snapshot = core.log.unstable.snapshot { rd.snapshot = snapshot }
-        if !core.readStates.isEmpty {
-            rd.readStates = core.readStates
-            core.readStates.removeAll()
-        }
-        return rd
-    }
+    public func ready() -> Ready { core.makeReady() }
 
     /// Tells the node the application has persisted, sent and applied what `ready` held.
-    public func advance(_ ready: Ready) {
-        core.advance(
-            committedEntries: ready.committedEntries,
-            stable: ready.entries.last.map { ($0.index, $0.term) },
-            snapshotIndex: ready.snapshot.map { $0.metadata.index })
-    }
+    public func advance(_ ready: Ready) { core.advance(ready) }
 
     /// Asks the leader to hand leadership to `transferee`. Ignored for self, non-members and
     /// learners; abandoned after an election timeout.
@@ -172,7 +146,7 @@ public final class RawNode {
         let lastIndex = try core.log.storage.lastIndex()
         guard lastIndex == 0 else { throw RaftError.alreadyBootstrapped }
         // Nothing is persisted yet: make the first Ready carry the hard state.
-        previousHardState = HardState()
+        core.reportedHardState = HardState()
         core.becomeFollower(term: 1, lead: 0)
         var entries: [Entry] = []
         entries.reserveCapacity(peers.count)

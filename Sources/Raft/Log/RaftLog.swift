@@ -203,6 +203,20 @@ struct RaftLog {
         }
     }
 
+    /// `nextCommittedEntries()`, but when those are exactly the unstable entries (a leader that
+    /// commits on append, as a single voter does) it returns `unstableCopy`, which the caller
+    /// already made of them, instead of copying them a second time.
+    func nextCommittedEntries(reusing unstableCopy: [Entry]) -> [Entry] {
+        if let first = unstableCopy.first, let last = unstableCopy.last,
+            first.index == unstable.offset, firstUnappliedIndex == first.index, committed == last.index
+        {
+            var size: UInt64 = 0
+            for e in unstableCopy { size &+= e.byteSize }
+            if size <= maxNextEntriesSize || unstableCopy.count == 1 { return unstableCopy }
+        }
+        return nextCommittedEntries()
+    }
+
     /// Whether there are committed entries not yet applied.
     var hasNextCommittedEntries: Bool {
         committed + 1 > firstUnappliedIndex

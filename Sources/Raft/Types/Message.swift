@@ -59,7 +59,13 @@ public struct Message: Sendable, Hashable {
     public var entries: [Entry]
     public var commit: UInt64
     /// Set on `.snapshot` messages only.
-    public var snapshot: Snapshot?
+    public var snapshot: Snapshot? {
+        get { snapshotBox?.value }
+        set { snapshotBox = newValue.map(SnapshotBox.init) }
+    }
+    /// Snapshots are rare and large (data and five arrays); boxing keeps every other message
+    /// small, so copying one retains three references instead of eight.
+    @usableFromInline var snapshotBox: SnapshotBox?
     public var reject: Bool
     public var rejectHint: UInt64
     public var context: [UInt8]
@@ -78,9 +84,27 @@ public struct Message: Sendable, Hashable {
         self.index = index
         self.entries = entries
         self.commit = commit
-        self.snapshot = snapshot
+        self.snapshotBox = snapshot.map(SnapshotBox.init)
         self.reject = reject
         self.rejectHint = rejectHint
         self.context = context
+    }
+}
+
+/// An immutable, shared snapshot inside a `Message`.
+@usableFromInline
+final class SnapshotBox: Sendable, Hashable {
+    @usableFromInline let value: Snapshot
+
+    @usableFromInline init(_ value: Snapshot) {
+        self.value = value
+    }
+
+    @usableFromInline static func == (a: SnapshotBox, b: SnapshotBox) -> Bool {
+        a === b || a.value == b.value
+    }
+
+    @usableFromInline func hash(into hasher: inout Hasher) {
+        hasher.combine(value)
     }
 }
