@@ -1,3 +1,9 @@
+/// Entries fetched for one follower during a broadcast, reusable for the next one at `next`.
+struct SharedEntries {
+    var next: UInt64
+    var entries: [Entry]
+}
+
 /// Log replication (§5.3): the leader's appends, heartbeats and commit rule, and the follower's
 /// handling of appends, heartbeats and snapshots.
 extension RaftCore {
@@ -35,7 +41,19 @@ extension RaftCore {
             }
         }
         guard appendEntries(&entries) else { throw .proposalDropped }
-        broadcastAppend()
+        // Followers that are caught up need exactly these entries: share the array instead of
+        // copying it back out of the log (when it fits in one message).
+        var shared: SharedEntries?
+        if let first = entries.first, entriesSize(entries) <= maxMsgSize || entries.count == 1 {
+            shared = SharedEntries(next: first.index, entries: entries)
+        }
+        broadcastAppend(sharing: &shared)
+    }
+
+    private func entriesSize(_ entries: [Entry]) -> UInt64 {
+        var size: UInt64 = 0
+        for e in entries { size &+= e.byteSize }
+        return size
     }
 
     /// Why a proposed configuration change must not go into the log, or nil if it may.
@@ -112,8 +130,16 @@ extension RaftCore {
     // MARK: - Leader: sending
 
     mutating func broadcastAppend() {
+        var shared: SharedEntries?
+        broadcastAppend(sharing: &shared)
+    }
+
+    /// Sends every follower what it needs. Followers waiting at the same index get the same
+    /// entries array (arrays are shared until written), so a broadcast copies entries out of
+    /// the log once, not once per follower.
+    mutating func broadcastAppend(sharing shared: inout SharedEntries?) {
         for i in 0..<tracker.progress.count where tracker.progress[position: i].id != id {
-            maybeSendAppend(at: i, sendIfEmpty: true)
+            maybeSendAppend(at: i, sendIfEmpty: true, sharing: &shared)
         }
     }
 
@@ -127,6 +153,12 @@ extension RaftCore {
     /// without entries (to carry the commit index or probe).
     @discardableResult
     mutating func maybeSendAppend(at i: Int, sendIfEmpty: Bool) -> Bool {
+        var shared: SharedEntries?
+        return maybeSendAppend(at: i, sendIfEmpty: sendIfEmpty, sharing: &shared)
+    }
+
+    @discardableResult
+    mutating func maybeSendAppend(at i: Int, sendIfEmpty: Bool, sharing shared: inout SharedEntries?) -> Bool {
         // Read only scalars: holding a copy of the Progress while mutating it in place would
         // make the inflights ring copy itself on every append.
         if tracker.progress[position: i].isPaused { return false }
@@ -135,7 +167,12 @@ extension RaftCore {
         let prevTerm: UInt64?
         do { prevTerm = try log.term(next - 1) } catch { prevTerm = nil }
         var entries: [Entry]?
-        do { entries = try log.entries(from: next, maxSize: maxMsgSize) } catch { entries = nil }
+        if let shared, shared.next == next {
+            entries = shared.entries
+        } else {
+            do { entries = try log.entries(from: next, maxSize: maxMsgSize) } catch { entries = nil }
+            if let entries, !entries.isEmpty { shared = SharedEntries(next: next, entries: entries) }
+        }
         if (entries?.isEmpty ?? true) && !sendIfEmpty { return false }
 
         guard let prevTerm, let entries else {

@@ -250,6 +250,8 @@ struct RaftCore {
             precondition(m.term == 0, "term must not be set on \(m.type) messages; it is stamped when sent")
             if m.type != .proposal && m.type != .readIndex { m.term = term }
         }
+        // A leader sends to several peers at once: start a new buffer with room for a round.
+        if messages.capacity == 0 { messages.reserveCapacity(Swift.max(4, tracker.progress.count)) }
         messages.append(consume m)
     }
 
