@@ -93,28 +93,29 @@ import Testing
         }
     }
 
-    @Test func stableToKeepsTheBufferWhenEverythingIsStable() {
+    @Test func stableToLetsGoOfTheBufferTheReadyShares() {
         var u = UnstableLog(offset: 1)
-        u.truncateAndAppend([ent(1, 1)])
-        u.stableTo(index: 1, term: 1)
-        let capacity = u.entries.capacity
-        #expect(capacity >= 1)
-        for i in UInt64(2)...50 {
-            u.truncateAndAppend([ent(i, 1)])
-            u.stableTo(index: i, term: 1)
-            #expect(u.entries.isEmpty)
-            #expect(u.offset == i + 1)
-        }
-        #expect(u.entries.capacity == capacity, "the hot path reuses its buffer")
+        u.truncateAndAppend([ent(1, 1), ent(2, 1)])
+        let handedOut = u.entries  // what a Ready carries
+        u.stableTo(index: 2, term: 1)
+        #expect(u.entries.isEmpty)
+        #expect(u.offset == 3)
+        #expect(handedOut == [ent(1, 1), ent(2, 1)], "the Ready's entries are untouched")
+        u.truncateAndAppend([ent(3, 1)])
+        #expect(u.entries == [ent(3, 1)])
+        #expect(handedOut == [ent(1, 1), ent(2, 1)])
     }
 
-    @Test func stableToReleasesAHugeBuffer() {
-        let count = UInt64(UnstableLog.retainedCapacity) + 1
-        var u = UnstableLog(offset: 1)
-        u.truncateAndAppend((1...count).map { ent($0, 1) })
-        u.stableTo(index: count, term: 1)
-        #expect(u.entries.isEmpty)
-        #expect(u.entries.capacity < UnstableLog.retainedCapacity)
+    @Test func appendingToAnEmptyTailAdoptsTheCallersArray() {
+        var u = UnstableLog(offset: 5)
+        let proposal = [ent(5, 2), ent(6, 2)]
+        u.truncateAndAppend(proposal)
+        let shared = u.entries.withUnsafeBufferPointer { $0.baseAddress } == proposal.withUnsafeBufferPointer { $0.baseAddress }
+        #expect(shared, "no copy of a proposal into an empty tail")
+        // Writing to the tail later must not change the caller's array.
+        u.truncateAndAppend([ent(6, 3)])
+        #expect(u.entries == [ent(5, 2), ent(6, 3)])
+        #expect(proposal == [ent(5, 2), ent(6, 2)])
     }
 
     @Test func stableSnapTo() {

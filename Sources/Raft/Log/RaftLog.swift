@@ -185,9 +185,10 @@ struct RaftLog {
 
     // MARK: Reading
 
-    /// The entries the application has yet to persist (a copy).
+    /// The entries the application has yet to persist.
     var unstableEntries: [Entry] {
-        copyEntries(unstable.entries[...])
+        // Shared, not copied: the unstable log lets go of its buffer once these are stable.
+        unstable.entries
     }
 
     /// The committed entries not yet applied, at most `maxNextEntriesSize` bytes (but at least

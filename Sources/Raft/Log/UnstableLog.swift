@@ -14,10 +14,6 @@ struct UnstableLog {
     /// The index of `entries[0]` (or where the next entry goes when there is none).
     var offset: UInt64 = 0
 
-    /// Beyond this many entries of capacity, the buffer is released once everything is stable,
-    /// instead of being kept for the next batch: a burst must not pin its memory forever.
-    static let retainedCapacity = 4096
-
     /// The index of the first entry, if known from the snapshot.
     func maybeFirstIndex() -> UInt64? {
         snapshot.map { $0.metadata.index + 1 }
@@ -49,8 +45,10 @@ struct UnstableLog {
         guard index >= offset, let t = maybeTerm(index), t == term else { return }
         let stable = Int(index + 1 - offset)
         if stable == entries.count {
-            // The hot path: everything is stable. Keep the buffer for the next batch.
-            entries.removeAll(keepingCapacity: entries.capacity <= Self.retainedCapacity)
+            // The hot path: everything is stable. Let go of the buffer rather than empty it in
+            // place: the Ready that carried these entries shares it, so keeping its capacity
+            // would copy it. The next append starts (or adopts) a new one.
+            entries = []
         } else {
             entries.removeSubrange(0..<stable)
         }
@@ -72,6 +70,13 @@ struct UnstableLog {
     /// Appends `ents`, which must be contiguous and non-empty, replacing any unstable entries
     /// at or after `ents[0].index`.
     mutating func truncateAndAppend(_ ents: [Entry]) {
+        if entries.isEmpty, let first = ents.first, first.index == offset {
+            // Nothing unstable: adopt the caller's array instead of copying it (arrays are
+            // shared until written). A leader's proposal then reaches Ready and the followers'
+            // messages without one copy of its entries.
+            entries = ents
+            return
+        }
         truncateAndAppend(ents[...])
     }
 
