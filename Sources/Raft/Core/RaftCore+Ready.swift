@@ -17,31 +17,33 @@ extension RaftCore {
 
     /// Collects what the application must do next and takes it off the node's hands.
     mutating func makeReady() -> Ready {
-        var rd = Ready()
-        rd.entries = log.unstableEntries
-        rd.committedEntries = log.nextCommittedEntries(reusing: rd.entries)
+        // Built from locals in one initializer: mutating a `Ready` variable field by field made
+        // the compiler copy the whole struct around.
+        let entries = log.unstableEntries
+        let committed = log.nextCommittedEntries(reusing: entries)
         // Hand the buffer over: the Ready owns it now (keeping capacity would copy it).
-        rd.messages = messages
+        let outgoing = messages
         messages = []
         let soft = softState
+        var changedSoft: SoftState?
         if soft != reportedSoftState {
-            rd.softState = soft
+            changedSoft = soft
             reportedSoftState = soft
         }
         let hard = hardState
-        if hard != reportedHardState {
-            rd.hardState = hard
-        }
+        let changedHard: HardState? = hard != reportedHardState ? hard : nil
         // Sync when something that must survive a crash changed: entries, term or vote.
         // The commit index alone can be recovered from the cluster.
-        rd.mustSync = !rd.entries.isEmpty || hard.term != reportedHardState.term || hard.vote != reportedHardState.vote
-        if rd.hardState != nil { reportedHardState = hard }
-        if let snapshot = log.unstable.snapshot { rd.snapshot = snapshot }
+        let mustSync = !entries.isEmpty || hard.term != reportedHardState.term || hard.vote != reportedHardState.vote
+        if changedHard != nil { reportedHardState = hard }
+        var reads: [ReadState] = []
         if !readStates.isEmpty {
-            rd.readStates = readStates
+            reads = readStates
             readStates = []
         }
-        return rd
+        return Ready(
+            softState: changedSoft, hardState: changedHard, readStates: reads, entries: entries,
+            snapshot: log.unstable.snapshot, committedEntries: committed, messages: outgoing, mustSync: mustSync)
     }
 
     /// The application persisted, sent and applied what `ready` held.

@@ -240,19 +240,20 @@ struct RaftCore {
     /// Queues a message, stamping sender and term. Vote messages carry their own term; proposals
     /// and read requests forwarded to the leader carry none (they act as local messages there).
     mutating func send(_ message: consuming Message) {
-        // Consumed, not copied: a copy would retain every array of the message once more.
-        var m = message
-        if m.from == 0 { m.from = id }
-        switch m.type {
+        // Consumed, not copied: a copy retains every array of the message once more. The
+        // preconditions capture only the type: an autoclosure capturing the message copies it.
+        if message.from == 0 { message.from = id }
+        let type = message.type
+        switch type {
         case .vote, .voteResponse, .preVote, .preVoteResponse:
-            precondition(m.term != 0, "term must be set on \(m.type) messages")
+            precondition(message.term != 0, "term must be set on \(type) messages")
         default:
-            precondition(m.term == 0, "term must not be set on \(m.type) messages; it is stamped when sent")
-            if m.type != .proposal && m.type != .readIndex { m.term = term }
+            precondition(message.term == 0, "term must not be set on \(type) messages; it is stamped when sent")
+            if type != .proposal && type != .readIndex { message.term = term }
         }
         // A leader sends to several peers at once: start a new buffer with room for a round.
         if messages.capacity == 0 { messages.reserveCapacity(Swift.max(4, tracker.progress.count)) }
-        messages.append(consume m)
+        messages.append(message)
     }
 
     mutating func abortLeaderTransfer() {
