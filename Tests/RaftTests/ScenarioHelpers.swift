@@ -172,3 +172,9 @@ extension SimulatedNetwork {
         }
     }
 }
+
+/// A reference cell, for state a network filter closure updates.
+final class Box<Value> {
+    var value: Value
+    init(_ value: Value) { self.value = value }
+}
