@@ -42,11 +42,18 @@ final class TestNode {
     /// Every Ready handled, in order.
     private(set) var readies: [Ready] = []
 
-    init(
+    convenience init(
         id: UInt64, voters: [UInt64], learners: [UInt64] = [], entries: [Entry] = [], hardState: HardState? = nil,
         configure: (inout Config) -> Void = { _ in }
     ) throws {
-        storage = try bootstrappedStorage(voters: voters, learners: learners, entries: entries, hardState: hardState)
+        try self.init(
+            id: id, storage: bootstrappedStorage(voters: voters, learners: learners, entries: entries, hardState: hardState),
+            configure: configure)
+    }
+
+    /// A node on `storage` as it is (empty, or restarting from what it holds).
+    init(id: UInt64, storage: MemoryStorage, configure: (inout Config) -> Void = { _ in }) throws {
+        self.storage = storage
         var config = Config(id: id, electionTick: 10, heartbeatTick: 1, storage: storage)
         configure(&config)
         node = try RawNode(config: config)
