@@ -386,6 +386,58 @@ import RaftTestKit
         #expect(net.checker.violations.isEmpty, "\(net.checker.violations)")
     }
 
+    /// A leader that removes itself stops taking proposals once the change is applied. With
+    /// stepDownOnRemoval it steps down at once (into the next term); without (etcd 3.5's way) it
+    /// leads on until it is shut down. Either way the remaining two elect a leader among
+    /// themselves and go on committing.
+    @Test(arguments: [false, true])
+    func leaderRemovingItself(stepDownOnRemoval: Bool) throws {
+        let net = try SimulatedNetwork(ids: [1, 2, 3]) { $0.stepDownOnRemoval = stepDownOnRemoval }
+        try net.elect(1)
+        try net.with(1) { try $0.proposeConfChange(ConfChange(type: .removeNode, nodeID: 1)) }
+        net.deliverAll()
+        for id: UInt64 in 1...3 { #expect(net.status(id)?.config.voters.sorted() == [2, 3], "node \(id)") }
+        #expect(throws: RaftError.proposalDropped) { try net.with(1) { try $0.propose([1]) } }
+        if stepDownOnRemoval {
+            #expect(net.state(1) == .follower && net.term(1) == 2)
+        } else {
+            #expect(net.state(1) == .leader && net.term(1) == 1)
+            net.run(rounds: 30)
+            #expect(net.state(1) == .leader, "its heartbeats keep 2 and 3 following it")
+            #expect(net.status(2)?.lead == 1)
+        }
+        net.remove(id: 1)
+        net.run(rounds: 40)
+        let leader = try #require(net.leader)
+        #expect(leader.id != 1 && leader.term >= 2)
+        try net.with(leader.id) { try $0.propose([2]) }
+        net.deliverAll()
+        #expect(net.appliedData(2) == [[2]] && net.appliedData(3) == [[2]])
+        #expect(net.checker.violations.isEmpty, "\(net.checker.violations)")
+    }
+
+    /// A node cut off before it learned of its own removal keeps campaigning with ever higher
+    /// terms. With CheckQuorum the remaining members, hearing from their leader, ignore it
+    /// (thesis §4.2.3), and the leader is never sent to it: no disruption.
+    @Test func removedNodeCannotDisruptWithCheckQuorum() throws {
+        let net = try SimulatedNetwork(ids: [1, 2, 3]) { $0.checkQuorum = true }
+        try net.elect(1)
+        net.isolate(3)
+        try net.with(1) { try $0.proposeConfChange(ConfChange(type: .removeNode, nodeID: 3)) }
+        net.deliverAll()
+        #expect(net.status(1)?.config.voters.sorted() == [1, 2])
+        #expect(net.status(3)?.config.voters.sorted() == [1, 2, 3], "3 never heard")
+        net.heal()
+        net.run(rounds: 100)
+        #expect(net.term(3) > 1, "3 campaigns on its own")
+        #expect(net.leader?.id == 1, "the members do not even notice: \(net.leaders)")
+        #expect(net.term(1) == 1 && net.term(2) == 1)
+        try net.with(1) { try $0.propose([1]) }
+        net.deliverAll()
+        #expect(net.appliedData(2) == [[1]])
+        #expect(net.checker.violations.isEmpty, "\(net.checker.violations)")
+    }
+
     /// updateNode changes nothing in the configuration: it commits and applies like any entry.
     @Test func updateNodeIsANoOp() throws {
         let net = try SimulatedNetwork(ids: [1, 2, 3])
