@@ -211,6 +211,38 @@ import RaftTestKit
         #expect(node.status.config == ConfState(voters: [1, 2]))
     }
 
+    /// A snapshot from the leader comes out in a Ready, with the commit index it implies; entries
+    /// that arrive after it before the application handled that Ready ride along, to be applied
+    /// after the snapshot. Advancing moves `applied` past both.
+    @Test func snapshotComesOutInAReadyWithTheEntriesAfterIt() throws {
+        let n = try TestNode(id: 1, voters: [1, 2, 3])
+        let image = snap(10, 2, confState: ConfState(voters: [1, 2, 3]), data: [7])
+        try n.step(Message(type: .snapshot, to: 1, from: 2, term: 2, snapshot: image))
+        try n.step(Message(type: .append, to: 1, from: 2, term: 2, logTerm: 2, index: 10,
+                           entries: [dataEntry(11, 2, [11]), dataEntry(12, 2, [12])], commit: 11))
+        #expect(n.node.hasReady)
+        let rd = try handle(n.node.ready(), n.node, n.storage)
+        #expect(rd.snapshot == image)
+        #expect(rd.hardState == HardState(term: 2, vote: 0, commit: 11))
+        #expect(rd.softState == SoftState(lead: 2, raftState: .follower))
+        #expect(rd.entries.map(\.index) == [11, 12])
+        #expect(rd.committedEntries.map(\.index) == [11])
+        #expect(rd.mustSync)
+        #expect(rd.messages == [
+            Message(type: .appendResponse, to: 2, from: 1, term: 2, index: 10),
+            Message(type: .appendResponse, to: 2, from: 1, term: 2, index: 12),
+        ])
+        #expect(n.node.status.applied == 11)
+        #expect(!n.node.hasReady)
+        #expect(try n.storage.snapshot() == image)
+        #expect(try n.storage.firstIndex() == 11 && n.storage.lastIndex() == 12)
+        // A snapshot the follower is already past is answered with its commit index, and ignored.
+        let old = snap(8, 2, confState: ConfState(voters: [1, 2, 3]))
+        let sent = try n.stepAndRead(Message(type: .snapshot, to: 1, from: 2, term: 2, snapshot: old))
+        #expect(sent == [Message(type: .appendResponse, to: 2, from: 1, term: 2, index: 11)])
+        #expect(try n.storage.snapshot() == image)
+    }
+
     /// `applied` beyond the committed index is a configuration error.
     @Test func appliedBeyondCommitIsRefused() throws {
         let storage = try bootstrappedStorage(voters: [1], entries: entries(from: 2, terms: [1, 1]), hardState: HardState(term: 1, commit: 2))
