@@ -547,4 +547,24 @@ import RaftTestKit
         #expect(more.map { $0.entries.map(\.index) } == [[7], [8]])
         #expect(n.node.status.progress[3]?.state == .probe)
     }
+
+    /// A follower reported unreachable while replicating falls back to probing from its last
+    /// acknowledged index (the appends in flight were probably lost); a probing one is left as is.
+    @Test func unreachableFollowerIsProbedAgain() throws {
+        let n = try TestNode(id: 1, voters: [1, 2, 3])
+        try n.becomeLeader()
+        _ = try n.ack(from: 2, index: 2)
+        try n.propose([1])
+        try n.propose([2])
+        n.readMessages()
+        var pr = try #require(n.node.status.progress[2])
+        #expect(pr.state == .replicate && pr.match == 2 && pr.next == 5)
+        n.node.reportUnreachable(2)
+        pr = try #require(n.node.status.progress[2])
+        #expect(pr.state == .probe && pr.match == 2 && pr.next == 3)
+        #expect(n.readMessages().isEmpty)
+        let probing = try #require(n.node.status.progress[3])
+        n.node.reportUnreachable(3)
+        #expect(n.node.status.progress[3] == probing)
+    }
 }

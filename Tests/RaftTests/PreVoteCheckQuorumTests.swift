@@ -148,6 +148,45 @@ import RaftTestKit
         }
     }
 
+    /// A single voter with PreVote wins its pre-election and its election at once.
+    @Test func singleNodePreCandidateBecomesLeader() throws {
+        let n = try TestNode(id: 1, voters: [1]) { $0.preVote = true }
+        try n.node.campaign()
+        #expect(n.state == .leader && n.term == 1)
+        #expect(n.takeCommitted() == [Entry(term: 1, index: 2)])
+    }
+
+    /// A node that fell behind in terms can still complete an election with PreVote (etcd's
+    /// TestNodeWithSmallerTermCanCompleteElection): refusals carry the voter's term, so the
+    /// pre-candidate at the older term learns the current one, and a pre-vote response carries
+    /// the term asked about, so it is not discarded as stale.
+    @Test func nodeWithSmallerTermCanCompleteElection() throws {
+        let net = try SimulatedNetwork(ids: [1, 2, 3]) { $0.preVote = true }
+        net.cut(1, 3)
+        net.cut(2, 3)
+        try net.elect(1)
+        #expect(net.leader?.id == 1 && net.term(1) == 1)
+        try net.with(3) { try $0.campaign() }
+        net.deliverAll()
+        #expect(net.state(3) == .preCandidate && net.term(3) == 0)
+        try net.elect(2)
+        #expect(net.leader?.id == 2)
+        #expect(net.term(1) == 2 && net.term(2) == 2 && net.term(3) == 0)
+
+        // 3 comes back while 2 goes down; 3 and 1 both campaign.
+        net.heal()
+        net.isolate(2)
+        try net.with(3) { try $0.campaign() }
+        net.deliverAll()
+        #expect(net.term(3) == 2 && net.state(3) == .follower, "refused, with the current term")
+        try net.with(1) { try $0.campaign() }
+        net.deliverAll()
+        let leader = try #require(net.leaders.first { $0.id != 2 })
+        #expect(leader.id == 1 && leader.term == 3)
+        #expect(net.status(3)?.lead == 1)
+        #expect(net.checker.violations.isEmpty, "\(net.checker.violations)")
+    }
+
     // MARK: - CheckQuorum
 
     /// A CheckQuorum leader that hears from no majority steps down at its next quorum check
