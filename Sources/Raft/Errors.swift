@@ -24,6 +24,8 @@ public enum RaftError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidConfChange(String)
     /// The node driver has been stopped.
     case stopped
+    /// A message from a peer is malformed (for example, it carries no term); it was ignored.
+    case invalidMessage(String)
     /// Entries were appended to storage with a gap after its last index: the caller lost entries.
     case logGap(lastIndex: UInt64, appendedFirst: UInt64)
 
@@ -51,6 +53,8 @@ public enum RaftError: Error, Equatable, Sendable, CustomStringConvertible {
             return "invalid configuration change: \(why)"
         case .stopped:
             return "raft node stopped"
+        case .invalidMessage(let why):
+            return "invalid raft message: \(why); it was ignored"
         case .logGap(let last, let first):
             return "storage append leaves a gap: last index is \(last) but the entries start at \(first); entries were lost between Ready and storage — this is a bug in the caller"
         }

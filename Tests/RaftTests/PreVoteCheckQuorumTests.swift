@@ -422,26 +422,23 @@ import RaftTestKit
     }
 
     /// A node that has never seen a term (term 0: bootstrapped from a snapshot with no hard
-    /// state) refuses a pre-vote from a candidate whose log is behind its own. The refusal
-    /// carries the voter's term, 0, and `send` stops the process on a vote response without a
-    /// term: a message from the network crashes the node (etcd panics the same way; raft-rs
-    /// issue #511). Runs in a child process, which is expected to survive.
+    /// state) refuses a pre-vote from a candidate whose log is behind its own. A response must
+    /// carry a term, so the refusal is made in the request's term instead of crashing the node
+    /// (etcd panics here; raft-rs issue #511). Runs in a child process, which must survive.
     @Test func preVoteRefusalAtTermZeroDoesNotCrash() async {
-        await withKnownIssue("bug: handleVoteRequest rejects with term 0, tripping send()'s precondition") {
-            await #expect(processExitsWith: .success) {
-                let storage = MemoryStorage()
-                try storage.applySnapshot(
-                    Snapshot(metadata: SnapshotMetadata(confState: ConfState(voters: [1, 2, 3]), index: 1, term: 1)))
-                var config = Config(id: 1, storage: storage)
-                config.preVote = true
-                let node = try RawNode(config: config)
-                // The pre-candidate's log ends at (0, 0), behind the voter's (1, 1).
-                try node.step(Message(type: .preVote, to: 1, from: 2, term: 1, logTerm: 0, index: 0))
-                let rd = node.ready()
-                guard rd.messages.count == 1, rd.messages[0].type == .preVoteResponse, rd.messages[0].reject,
-                    rd.messages[0].term == 1
-                else { fatalError("expected a refusal for term 1, got \(rd.messages)") }
-            }
+        await #expect(processExitsWith: .success) {
+            let storage = MemoryStorage()
+            try storage.applySnapshot(
+                Snapshot(metadata: SnapshotMetadata(confState: ConfState(voters: [1, 2, 3]), index: 1, term: 1)))
+            var config = Config(id: 1, storage: storage)
+            config.preVote = true
+            let node = try RawNode(config: config)
+            // The pre-candidate's log ends at (0, 0), behind the voter's (1, 1).
+            try node.step(Message(type: .preVote, to: 1, from: 2, term: 1, logTerm: 0, index: 0))
+            let rd = node.ready()
+            guard rd.messages.count == 1, rd.messages[0].type == .preVoteResponse, rd.messages[0].reject,
+                rd.messages[0].term == 1
+            else { fatalError("expected a refusal for term 1, got \(rd.messages)") }
         }
     }
 }

@@ -178,24 +178,22 @@ import RaftTestKit
     }
 
     /// A message from a peer must carry a term: only proposals and read requests forwarded to a
-    /// leader go without one. Stepped in, an append without a term is taken for a local message,
-    /// skips the term checks and rolls the node's term back to 0, clearing its vote — after which
-    /// it could vote a second time in a term it already voted in.
+    /// leader go without one. Were an append without a term stepped in, it would be taken for a
+    /// local message, skip the term checks and roll the node's term back to 0, clearing its vote
+    /// (a second vote in the same term). `RawNode.step` refuses it with `invalidMessage`.
     @Test func stepRefusesPeerMessagesWithoutATerm() throws {
-        withKnownIssue("bug: RaftCore.step treats any message with term 0 as local; RawNode.step does not check") {
-            let n = try TestNode(id: 1, voters: [1, 2, 3], hardState: HardState(term: 4, commit: 1))
-            try n.node.campaign()
-            n.readMessages()
-            #expect(n.state == .candidate && n.term == 5 && n.core.vote == 1)
-            #expect(throws: (any Error).self) {
-                try n.step(Message(type: .append, to: 1, from: 2, logTerm: 1, index: 1))
-            }
-            n.readMessages()
-            #expect(n.term == 5, "the term never goes back")
-            #expect(n.storage.hardState.term == 5)
-            let sent = try n.stepAndRead(Message(type: .vote, to: 1, from: 3, term: 5, logTerm: 1, index: 1))
-            #expect(sent.first?.reject == true, "voted for itself in term 5 already")
+        let n = try TestNode(id: 1, voters: [1, 2, 3], hardState: HardState(term: 4, commit: 1))
+        try n.node.campaign()
+        n.readMessages()
+        #expect(n.state == .candidate && n.term == 5 && n.core.vote == 1)
+        #expect(throws: (any Error).self) {
+            try n.step(Message(type: .append, to: 1, from: 2, logTerm: 1, index: 1))
         }
+        n.readMessages()
+        #expect(n.term == 5, "the term never goes back")
+        #expect(n.storage.hardState.term == 5)
+        let sent = try n.stepAndRead(Message(type: .vote, to: 1, from: 3, term: 5, logTerm: 1, index: 1))
+        #expect(sent.first?.reject == true, "voted for itself in term 5 already")
     }
 
     // MARK: - Bootstrap

@@ -100,7 +100,9 @@ extension RaftCore {
                     "raft.id": "\(id)", "term": "\(term)", "type": "\(m.type)", "from": "\(m.from)",
                     "vote": "\(vote)", "lastIndex": "\(log.lastIndex)", "lastTerm": "\(log.lastTerm)",
                 ])
-            send(Message(type: m.type.voteResponseType, to: m.from, term: term, reject: true))
+            // A node that never saw a term (a snapshot without a hard state) answers in the
+            // request's term: a response must carry one, and 0 would read as a local message.
+            send(Message(type: m.type.voteResponseType, to: m.from, term: term == 0 ? m.term : term, reject: true))
         }
     }
 }

@@ -29,6 +29,8 @@ extension RaftCore {
                 metadata: ["raft.id": "\(id)", "term": "\(term)", "transferee": "\(leadTransferee)"])
             throw .proposalDropped
         }
+        // A change refused for size is not pending: remember what to restore.
+        let previousPendingConfIndex = pendingConfIndex
         for i in entries.indices where entries[i].type != .normal {
             if let refusal = confChangeRefusal(entries[i]) {
                 // Refused changes become empty entries so that the proposal's indices still line up.
@@ -37,10 +39,14 @@ extension RaftCore {
                     metadata: ["raft.id": "\(id)", "reason": "\(refusal)", "config": "\(tracker.confState)"])
                 entries[i] = Entry(type: .normal)
             } else {
+                // Set at once, so that a second change in the same proposal is refused.
                 pendingConfIndex = log.lastIndex + UInt64(i) + 1
             }
         }
-        guard appendEntries(&entries) else { throw .proposalDropped }
+        guard appendEntries(&entries) else {
+            pendingConfIndex = previousPendingConfIndex
+            throw .proposalDropped
+        }
         // Followers that are caught up need exactly these entries: share the array instead of
         // copying it back out of the log (when it fits in one message).
         var shared: SharedEntries?

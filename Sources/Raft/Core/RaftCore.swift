@@ -93,6 +93,10 @@ struct RaftCore {
             guard c.applied <= log.committed else {
                 throw RaftError.invalidConfig("applied (\(c.applied)) is beyond the committed index (\(log.committed)) of the storage")
             }
+            guard c.applied >= log.applied else {
+                throw RaftError.invalidConfig(
+                    "applied (\(c.applied)) is below the storage's snapshot index (\(log.applied)); restore the state machine from the snapshot and pass its index")
+            }
             log.appliedTo(c.applied)
         }
         becomeFollower(term: term, lead: 0)

@@ -101,6 +101,11 @@ public final class RawNode {
     /// (`stepLocalMessage`), as are responses from nodes outside the configuration (`stepPeerNotFound`).
     public func step(_ message: Message) throws {
         if message.type.isLocal { throw RaftError.stepLocalMessage }
+        // Only proposals and read requests forwarded to a leader travel without a term; any other
+        // message without one would be taken for a local event and skip the term rules.
+        if message.term == 0 && message.type != .proposal && message.type != .readIndex {
+            throw RaftError.invalidMessage("\(message.type) from \(message.from) carries no term")
+        }
         if message.type.isResponse && !core.tracker.progress.contains(message.from) {
             throw RaftError.stepPeerNotFound
         }
