@@ -129,7 +129,10 @@ public final class SimulatedNetwork {
     public func deliverNext() {
         guard !queue.isEmpty else { return }
         let m = queue.removeFirst()
-        guard let node = nodes[m.to] else { return }
+        guard let node = nodes[m.to] else {
+            if m.type == .snapshot { reportSnapshot(m, .failure) }
+            return
+        }
         delivered += 1
         do {
             try node.step(m)
@@ -138,6 +141,15 @@ public final class SimulatedNetwork {
             // network does not care, the sender times out as in a real deployment.
         }
         drain(m.to)
+        // A transport tells the leader how a snapshot send ended (etcd's rafthttp does).
+        if m.type == .snapshot { reportSnapshot(m, .finish) }
+    }
+
+    /// Tells the sender of snapshot message `m` how sending it ended.
+    private func reportSnapshot(_ m: Message, _ status: SnapshotStatus) {
+        guard let sender = nodes[m.from] else { return }
+        sender.reportSnapshot(m.to, status: status)
+        drain(m.from)
     }
 
     /// Handles every Ready node `id` has: persist, queue messages, apply, advance; then checks
@@ -176,12 +188,21 @@ public final class SimulatedNetwork {
     }
 
     private func enqueue(_ m: Message) {
-        if ignoredTypes.contains(m.type) { return }
-        if let rate = dropRates[Link(from: m.from, to: m.to)], rate > 0 {
-            if rate >= 1 || rng.nextDouble() < rate { return }
+        if isDropped(m) {
+            // A lost snapshot is reported as failed, so the leader retries instead of waiting forever.
+            if m.type == .snapshot { nodes[m.from]?.reportSnapshot(m.to, status: .failure) }
+            return
         }
-        if let filter, !filter(m) { return }
         queue.append(m)
+    }
+
+    private func isDropped(_ m: Message) -> Bool {
+        if ignoredTypes.contains(m.type) { return true }
+        if let rate = dropRates[Link(from: m.from, to: m.to)], rate > 0 {
+            if rate >= 1 || rng.nextDouble() < rate { return true }
+        }
+        if let filter, !filter(m) { return true }
+        return false
     }
 
     // MARK: - Observations
