@@ -231,21 +231,19 @@ public final class SimulatedNetwork {
     }
 }
 
-/// SplitMix64 for deterministic fault injection.
-public struct TestRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+/// The deterministic generator of fault injection and simulated schedules.
+public typealias TestRandom = SplitMix64
 
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix64 {
+    /// Uniform in [0, 1).
     public mutating func nextDouble() -> Double {
         Double(next() >> 11) / Double(1 << 53)
     }
+
+    /// Uniform enough in `0..<bound` for tests.
+    public mutating func below(_ bound: Int) -> Int {
+        Int(next() % UInt64(bound))
+    }
+
+    public mutating func pick<T>(_ values: [T]) -> T { values[below(values.count)] }
 }

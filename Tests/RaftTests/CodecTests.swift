@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Raft
+import RaftTestKit
 
 // MARK: - Helpers
 
@@ -22,23 +23,8 @@ extension ConfChange: RaftProtobuf {}
 extension ConfChangeSingle: RaftProtobuf {}
 extension ConfChangeV2: RaftProtobuf {}
 
-/// A tiny deterministic PRNG (SplitMix64), so that every run fuzzes the same inputs.
-struct SplitMix64 {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform enough in `0..<bound` for tests.
-    mutating func below(_ bound: Int) -> Int {
-        Int(next() % UInt64(bound))
-    }
-
+/// Fuzzing draws from the library's deterministic SplitMix64, so every run tests the same inputs.
+extension SplitMix64 {
     mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
 
     mutating func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in byte() } }
@@ -51,8 +37,6 @@ struct SplitMix64 {
         default: return next() >> UInt64(below(64))
         }
     }
-
-    mutating func pick<T>(_ values: [T]) -> T { values[below(values.count)] }
 }
 
 func hexBytes(_ hex: String) -> [UInt8] {
@@ -798,7 +782,7 @@ func decoder(for kind: String) -> (([UInt8]) throws(ProtobufDecodingError) -> Vo
     }
 
     @Test func randomAndMutatedInputsNeverTrap() throws {
-        var rng = SplitMix64(state: 0x5EED_F107_111A)
+        var rng = SplitMix64(seed: 0x5EED_F107_111A)
         var failures: [String] = []
         var random = 0
         var mutated = 0

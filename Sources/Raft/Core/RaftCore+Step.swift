@@ -200,25 +200,13 @@ extension RaftCore {
             lead = m.from
             handleSnapshot(m)
         case .transferLeader:
-            guard lead != 0 else {
-                logger.info("no leader; dropping leader transfer request", metadata: ["raft.id": "\(id)", "term": "\(term)"])
-                return
-            }
-            var forwarded = m
-            forwarded.to = lead
-            send(forwarded)
+            forwardToLeader(m, dropping: "leader transfer request")
         case .timeoutNow:
             // Transfers skip PreVote: we know we are not recovering from a partition.
             logger.info("received timeoutNow; campaigning to take over leadership", metadata: ["raft.id": "\(id)", "term": "\(term)", "from": "\(m.from)"])
             hup(.transfer)
         case .readIndex:
-            guard lead != 0 else {
-                logger.info("no leader; dropping read index request", metadata: ["raft.id": "\(id)", "term": "\(term)"])
-                return
-            }
-            var forwarded = m
-            forwarded.to = lead
-            send(forwarded)
+            forwardToLeader(m, dropping: "read index request")
         case .readIndexResponse:
             guard m.entries.count == 1 else {
                 logger.error("invalid readIndexResponse: expected exactly one entry", metadata: ["raft.id": "\(id)", "from": "\(m.from)", "entries": "\(m.entries.count)"])
@@ -228,5 +216,16 @@ extension RaftCore {
         default:
             break
         }
+    }
+
+    /// A follower hands requests only the leader can serve to the leader, if it knows one.
+    private mutating func forwardToLeader(_ m: Message, dropping what: String) {
+        guard lead != 0 else {
+            logger.info("no leader; dropping \(what)", metadata: ["raft.id": "\(id)", "term": "\(term)"])
+            return
+        }
+        var forwarded = m
+        forwarded.to = lead
+        send(forwarded)
     }
 }

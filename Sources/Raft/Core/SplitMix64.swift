@@ -1,13 +1,15 @@
-/// A tiny deterministic PRNG for election jitter. The core must be a function of its inputs,
-/// so it never draws from the system's randomness: the seed comes from the node id and config.
-struct SplitMix64: RandomNumberGenerator, Sendable {
+/// A small, fast, deterministic pseudo-random generator (SplitMix64). The core never draws
+/// system randomness, so that a given seed, config and input sequence always behave the same:
+/// it seeds one of these for election jitter. Public so that tests and simulators built on the
+/// library draw from the same well-known generator.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
-    init(seed: UInt64) {
+    public init(seed: UInt64) {
         state = seed
     }
 
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
