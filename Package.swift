@@ -1,17 +1,23 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 
 // Layers (DESIGN.md): flotilla ─▶ FlotillaKV ─▶ Flotilla ─▶ RaftWAL/RaftNIO ─▶ Raft.
 // Targets are added as their layer lands; `Raft` depends on nothing but swift-log.
+// For now FlotillaKV drives a one-node `Raft.Node` itself (SingleNodeReplica); the `Flotilla`
+// runtime, the WAL and the transport slot in between later.
 let package = Package(
     name: "Flotilla",
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "RaftTestKit", targets: ["RaftTestKit"]),
+        .library(name: "FlotillaKV", targets: ["FlotillaKV"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        // No traits: we need neither swift-configuration support nor full Foundation, and
+        // leaving them out saves building swift-configuration.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0", traits: []),
     ],
     targets: [
         .target(
@@ -19,7 +25,22 @@ let package = Package(
             dependencies: [.product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "RaftTestKit", dependencies: ["Raft"]),
+        .target(
+            name: "FlotillaKV",
+            dependencies: [
+                "Raft",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftTestKit"], exclude: ["Vectors"]),
+        .testTarget(
+            name: "FlotillaKVTests",
+            dependencies: [
+                "FlotillaKV",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
