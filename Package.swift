@@ -12,12 +12,14 @@ let package = Package(
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "RaftTestKit", targets: ["RaftTestKit"]),
         .library(name: "FlotillaKV", targets: ["FlotillaKV"]),
+        .executable(name: "flotilla", targets: ["flotilla"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         // No traits: we need neither swift-configuration support nor full Foundation, and
         // leaving them out saves building swift-configuration.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0", traits: []),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
     ],
     targets: [
         .target(
@@ -29,6 +31,15 @@ let package = Package(
             name: "FlotillaKV",
             dependencies: [
                 "Raft",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "flotilla",
+            dependencies: [
+                "FlotillaKV",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]
