@@ -2,6 +2,15 @@ import ArgumentParser
 import FlotillaKV
 import Hummingbird
 import Logging
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// `flotilla serve`: run one node and its HTTP API until SIGINT or SIGTERM.
 struct Serve: AsyncParsableCommand {
@@ -94,7 +103,12 @@ struct Serve: AsyncParsableCommand {
             api: api, services: [replica], address: .hostname(listenHost, port: port), logger: logger)
         // SIGINT and SIGTERM trigger a graceful shutdown: the HTTP server stops taking
         // connections and finishes its requests, then the replica stops.
-        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        do {
+            try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        } catch let error as IOError where error.errnoCode == EADDRINUSE || error.errnoCode == EADDRNOTAVAIL {
+            throw ServeError(
+                "cannot listen on \(listenHost):\(port): \(error.errnoCode == EADDRINUSE ? "the port is in use (is another flotilla running?)" : "the address is not on this machine"); choose another --port or --listen-host")
+        }
         logger.notice("stopped")
     }
 }
