@@ -1,0 +1,334 @@
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The client HTTP API of SERVER.md, on Hummingbird 2, over any `KeyValueReplica`.
+///
+/// | request | answer |
+/// | --- | --- |
+/// | `PUT /KEY` body = value | 204 once applied |
+/// | `GET /KEY` | 200 with the value (linearizable), 404 if absent |
+/// | `GET /set?key=K&value=V`, `GET /get?key=K` | the hashicorp raft-demo routes, same semantics |
+/// | `PUT`, `GET`, `DELETE /v1/kv/KEY` | the same store; `GET …?serializable=true` reads locally |
+/// | `GET /v1/status` | JSON `id`, `term`, `leader`, `commit`, `applied`, `state` |
+/// | `GET /health` | 200 with a leader and applied == commit, else 503 |
+///
+/// Membership (`POST /ID`, `DELETE /ID`, `/v1/members`, `/v1/leader`) answers 501 until the
+/// transport lands. Keys in a path are one percent-encoded segment (`%2F` for a slash); the
+/// first segments `health`, `set`, `get` and `v1` are routes, so such keys go through
+/// `/v1/kv/KEY`.
+///
+/// Errors are JSON `{"error": "…"}`: 400 malformed (bad key, bad percent-encoding, bad
+/// parameter), 404 absent key or unknown route, 413 value over the limit, 503 with `Retry-After`
+/// when there is no leader (or the node is stopping), 504 on timeout.
+public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
+    public struct Limits: Sendable, Hashable {
+        /// Keys are 1 to `maxKeyBytes` bytes (after percent-decoding).
+        public var maxKeyBytes: Int
+        /// Values are at most `maxValueBytes` bytes.
+        public var maxValueBytes: Int
+
+        public init(maxKeyBytes: Int = 1024, maxValueBytes: Int = 1 << 20) {
+            self.maxKeyBytes = maxKeyBytes
+            self.maxValueBytes = maxValueBytes
+        }
+    }
+
+    public let replica: Replica
+    public let limits: Limits
+
+    public init(replica: Replica, limits: Limits = Limits()) {
+        self.replica = replica
+        self.limits = limits
+    }
+
+    /// A router with every route, its errors rendered as JSON.
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        addRoutes(to: router)
+        return router
+    }
+
+    /// Adds the routes (and the JSON-error middleware, which applies to the routes added after
+    /// it and to unknown routes) to `router`.
+    public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
+        router.add(middleware: JSONErrorMiddleware<Context>())
+
+        // Constant paths first: among siblings the router takes the first that matches.
+        router.get("health") { _, _ in try await self.health() }
+        router.get("v1/status") { _, _ in try await self.statusResponse() }
+
+        router.get("set") { request, _ in
+            let key = try self.checkedKey(request.uri.queryParameters["key"].map { Array($0.utf8) }, source: "query parameter key")
+            guard let rawValue = request.uri.queryParameters["value"] else {
+                throw APIError(.badRequest, "missing query parameter value (use value= for an empty value)")
+            }
+            let value = Array(rawValue.utf8)
+            try self.checkValueSize(value.count)
+            return try await self.put(key: key, value: value)
+        }
+        router.get("get") { request, _ in
+            let key = try self.checkedKey(request.uri.queryParameters["key"].map { Array($0.utf8) }, source: "query parameter key")
+            return try await self.get(key: key, consistency: .linearizable)
+        }
+
+        router.put("v1/kv/:key") { request, context in
+            let key = try self.pathKey(context)
+            return try await self.put(key: key, value: try await self.body(of: request))
+        }
+        router.get("v1/kv/:key") { request, context in
+            let key = try self.pathKey(context)
+            return try await self.get(key: key, consistency: try self.consistency(of: request))
+        }
+        router.delete("v1/kv/:key") { _, context in
+            let key = try self.pathKey(context)
+            _ = try await self.replica.delete(key: key)
+            return Response(status: .noContent)
+        }
+
+        // Membership needs the peer transport and the runtime: not in this build.
+        router.get("v1/members") { _, _ -> Response in throw Self.membershipNotImplemented }
+        router.post("v1/members") { _, _ -> Response in throw Self.membershipNotImplemented }
+        router.delete("v1/members/:id") { _, _ -> Response in throw Self.membershipNotImplemented }
+        router.post("v1/leader") { _, _ -> Response in throw Self.membershipNotImplemented }
+        // `POST /ID` and `DELETE /ID` share the root capture with `PUT|GET /KEY` (one parameter
+        // name per trie node).
+        router.post(":key") { _, _ -> Response in throw Self.membershipNotImplemented }
+        router.delete(":key") { request, context -> Response in
+            guard let id = context.parameters.get("key"), !id.isEmpty, id.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                throw APIError(.notFound, "no such route: DELETE \(request.uri.path); delete a key with DELETE /v1/kv/KEY")
+            }
+            throw Self.membershipNotImplemented
+        }
+
+        router.put(":key") { request, context in
+            let key = try self.pathKey(context)
+            return try await self.put(key: key, value: try await self.body(of: request))
+        }
+        router.get(":key") { _, context in
+            try await self.get(key: try self.pathKey(context), consistency: .linearizable)
+        }
+    }
+
+    static var membershipNotImplemented: APIError {
+        APIError(
+            .notImplemented,
+            "membership changes and leadership transfer need the peer transport, which this build does not have yet: it runs a one-node cluster")
+    }
+
+    // MARK: Handlers
+
+    private func put(key: [UInt8], value: [UInt8]) async throws -> Response {
+        _ = try await replica.put(key: key, value: value)
+        return Response(status: .noContent)
+    }
+
+    private func get(key: [UInt8], consistency: ReadConsistency) async throws -> Response {
+        guard let value = try await replica.get(key: key, consistency: consistency) else {
+            throw APIError(.notFound, "key not found")
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "application/octet-stream"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: value)))
+    }
+
+    private func statusResponse() async throws -> Response {
+        try jsonResponse(await replica.status())
+    }
+
+    private func health() async throws -> Response {
+        let status = await replica.status()
+        guard status.leader != 0 else {
+            throw APIError(.serviceUnavailable, "unhealthy: no leader", headers: [.retryAfter: "1"])
+        }
+        guard status.applied >= status.commit else {
+            throw APIError(
+                .serviceUnavailable, "unhealthy: applied \(status.applied) of \(status.commit) committed entries",
+                headers: [.retryAfter: "1"])
+        }
+        return try jsonResponse(Health(health: true, leader: status.leader, commit: status.commit, applied: status.applied))
+    }
+
+    private struct Health: Encodable {
+        var health: Bool
+        var leader: UInt64
+        var commit: UInt64
+        var applied: UInt64
+    }
+
+    // MARK: Request parsing
+
+    private func pathKey(_ context: some RequestContext) throws -> [UInt8] {
+        let raw = context.parameters.get("key") ?? ""
+        guard let bytes = PercentEncoding.decode(raw) else {
+            throw APIError(.badRequest, "the key in the path is not valid percent-encoding")
+        }
+        return try checkedKey(bytes, source: "key")
+    }
+
+    private func checkedKey(_ key: [UInt8]?, source: String) throws -> [UInt8] {
+        guard let key, !key.isEmpty else {
+            throw APIError(.badRequest, "missing or empty \(source): keys are 1 to \(limits.maxKeyBytes) bytes")
+        }
+        guard key.count <= limits.maxKeyBytes else {
+            throw APIError(.badRequest, "the key is \(key.count) bytes; keys are 1 to \(limits.maxKeyBytes) bytes")
+        }
+        return key
+    }
+
+    private func checkValueSize(_ size: Int) throws {
+        guard size <= limits.maxValueBytes else {
+            throw APIError(.contentTooLarge, "the value is \(size) bytes; values are at most \(limits.maxValueBytes) bytes")
+        }
+    }
+
+    /// The request body, refused with 413 as soon as it is known to exceed the value limit.
+    private func body(of request: Request) async throws -> [UInt8] {
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }) {
+            try checkValueSize(declared)
+        }
+        var request = request
+        do {
+            let buffer = try await request.collectBody(upTo: limits.maxValueBytes)
+            return Array(buffer.readableBytesView)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw APIError(.contentTooLarge, "the value exceeds the limit of \(limits.maxValueBytes) bytes")
+        }
+    }
+
+    private func consistency(of request: Request) throws -> ReadConsistency {
+        switch request.uri.queryParameters["serializable"] {
+        case nil, "false", "0": return .linearizable
+        case "", "true", "1": return .serializable
+        case let other?:
+            throw APIError(.badRequest, "serializable must be true or false, not \"\(other)\"")
+        }
+    }
+}
+
+// MARK: - Errors as JSON
+
+/// An error answered as `{"error": "…"}` with its status.
+public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
+    public var status: HTTPResponse.Status
+    public var message: String
+    public var headers: HTTPFields
+
+    public init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) {
+        self.status = status
+        self.message = message
+        self.headers = headers
+    }
+
+    /// The HTTP face of a replica error: 503 with `Retry-After` for what a retry can fix, 504 on
+    /// timeout, 500 for an internal failure.
+    public init(_ error: ReplicaError) {
+        switch error {
+        case .noLeader, .proposalDropped, .stopped:
+            self.init(.serviceUnavailable, error.description, headers: [.retryAfter: "1"])
+        case .timeout:
+            self.init(.gatewayTimeout, error.description)
+        case .failed:
+            self.init(.internalServerError, error.description)
+        }
+    }
+
+    public var description: String { "\(status.code) \(message)" }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var response = try jsonResponse(ErrorBody(error: message), status: status)
+        response.headers.append(contentsOf: headers)
+        return response
+    }
+
+    private struct ErrorBody: Encodable {
+        var error: String
+    }
+}
+
+/// Turns every error below it into an `APIError`, so that clients always get JSON.
+struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as ReplicaError {
+            throw APIError(error)
+        } catch let error as HTTPError where error.status == .notFound && error.body == nil {
+            throw APIError(.notFound, "no such route: \(request.method) \(request.uri.path)", headers: error.headers)
+        } catch let error as HTTPError {
+            throw APIError(error.status, error.body ?? error.status.reasonPhrase, headers: error.headers)
+        } catch let error as any HTTPResponseError {
+            throw APIError(error.status, "\(error)")
+        } catch {
+            context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            throw APIError(.internalServerError, "internal error: \(error)")
+        }
+    }
+}
+
+func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    let data = try encoder.encode(value)
+    return Response(
+        status: status, headers: [.contentType: "application/json; charset=utf-8"],
+        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+// MARK: - Percent-encoding
+
+enum PercentEncoding {
+    /// Decodes `%XX` escapes into raw bytes (the result need not be UTF-8). Nil when a `%` is not
+    /// followed by two hex digits.
+    static func decode(_ string: String) -> [UInt8]? {
+        let utf8 = Array(string.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count)
+        var i = 0
+        while i < utf8.count {
+            let byte = utf8[i]
+            if byte == UInt8(ascii: "%") {
+                guard i + 2 < utf8.count, let high = hexValue(utf8[i + 1]), let low = hexValue(utf8[i + 2]) else {
+                    return nil
+                }
+                out.append(high << 4 | low)
+                i += 3
+            } else {
+                out.append(byte)
+                i += 1
+            }
+        }
+        return out
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}
+
+// MARK: - The application
+
+/// The `flotilla serve` HTTP application: the API's routes on `address`, with `services` (the
+/// replica) run beside the HTTP server and shut down after it.
+public func makeApplication<Replica: KeyValueReplica>(
+    api: HTTPAPI<Replica>, services: [any Service], address: BindAddress, logger: Logger
+) -> some ApplicationProtocol {
+    Application(
+        router: api.makeRouter(),
+        configuration: ApplicationConfiguration(address: address, serverName: "flotilla"),
+        services: services,
+        logger: logger)
+}

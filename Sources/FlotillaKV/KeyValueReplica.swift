@@ -1,0 +1,93 @@
+import Raft
+
+/// What the HTTP API needs from a replicated key-value store. `SingleNodeReplica` is the
+/// one-node implementation; the multi-node one (on the `Flotilla` runtime, with the WAL and the
+/// transport) will conform too, so the HTTP layer does not change when it lands.
+///
+/// Every method throws `ReplicaError` only.
+public protocol KeyValueReplica: Sendable {
+    /// Stores `value` under `key`; returns once the write is committed and applied here.
+    func put(key: [UInt8], value: [UInt8]) async throws -> KeyValueStore.Outcome
+    /// Removes `key`; returns once the delete is committed and applied here.
+    func delete(key: [UInt8]) async throws -> KeyValueStore.Outcome
+    /// The value under `key`, or nil. `.linearizable` reflects every write acknowledged before the
+    /// call (ReadIndex); `.serializable` reads this replica's state as it is, without asking the
+    /// leader (fast, possibly stale on a follower).
+    func get(key: [UInt8], consistency: ReadConsistency) async throws -> [UInt8]?
+    /// The replica's raft state, as `GET /v1/status` shows it.
+    func status() async -> ReplicaStatus
+}
+
+public enum ReadConsistency: Sendable, Hashable {
+    /// Through ReadIndex: sees every write acknowledged before the read began.
+    case linearizable
+    /// This replica's applied state, without a round through the leader.
+    case serializable
+}
+
+/// A snapshot of a replica's raft state.
+public struct ReplicaStatus: Sendable, Hashable, Codable {
+    public var id: UInt64
+    public var term: UInt64
+    /// The leader's id, 0 when none is known.
+    public var leader: UInt64
+    /// The highest log index known to be committed.
+    public var commit: UInt64
+    /// The highest log index applied to the key-value store.
+    public var applied: UInt64
+    /// `follower`, `candidate`, `preCandidate` or `leader`.
+    public var state: String
+
+    public init(id: UInt64, term: UInt64, leader: UInt64, commit: UInt64, applied: UInt64, state: String) {
+        self.id = id
+        self.term = term
+        self.leader = leader
+        self.commit = commit
+        self.applied = applied
+        self.state = state
+    }
+
+    /// Healthy: a leader is known and everything committed has been applied.
+    public var isHealthy: Bool { leader != 0 && applied >= commit }
+}
+
+/// Why a request to a replica failed. Each case's description says what the client should do.
+public enum ReplicaError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// No leader is known (an election is under way, or quorum is lost).
+    case noLeader
+    /// The request was not applied (or its read not served) within the request timeout. A write
+    /// that timed out may still be applied later.
+    case timeout
+    /// The replica is shutting down or has stopped.
+    case stopped
+    /// Raft refused the proposal (leadership changed, a transfer is under way, or too many
+    /// entries are uncommitted).
+    case proposalDropped
+    /// The replica stopped after an internal error; the string says which.
+    case failed(String)
+
+    public var description: String {
+        switch self {
+        case .noLeader:
+            return "no leader: the cluster is electing one or has lost quorum; retry in a moment"
+        case .timeout:
+            return "timed out before the request was applied; a write may still be applied later, so read the key before retrying a write that is not idempotent"
+        case .stopped:
+            return "this node is shutting down; retry against a running node"
+        case .proposalDropped:
+            return "the proposal was dropped (leadership changed or the node is overloaded); retry"
+        case .failed(let why):
+            return "this node stopped after an internal error: \(why); check its log and restart it"
+        }
+    }
+
+    /// The replica's view of an error from the `Raft` module.
+    init(_ error: any Error) {
+        switch error {
+        case let error as ReplicaError: self = error
+        case RaftError.proposalDropped: self = .proposalDropped
+        case RaftError.stopped: self = .stopped
+        default: self = .failed("\(error)")
+        }
+    }
+}

@@ -1,0 +1,379 @@
+/// The key-value state machine that `flotilla` replicates: a map from byte-string keys to
+/// byte-string values, changed only by applying committed commands in log order.
+///
+/// Everything here is deterministic: the same commands applied in the same order give the same
+/// state and the same snapshot bytes on every replica. Nothing in it depends on the server's
+/// flags (the key and value limits are enforced by the HTTP API before a command is proposed), so
+/// a committed command applies the same way whatever configuration a replica runs with.
+///
+/// ## Command format (version 1)
+///
+/// A command is the payload of one normal raft entry (inside the proposal envelope, see
+/// `Proposal`):
+///
+/// | bytes | meaning |
+/// | --- | --- |
+/// | 1 | format version, `0x01` |
+/// | 1 | operation: `0x01` put, `0x02` delete |
+/// | varint | key length K (unsigned LEB128, at most 10 bytes), K ≥ 1 |
+/// | K | key |
+/// | rest | put: the value (all remaining bytes, possibly none); delete: nothing |
+///
+/// `put("foo", "bar")` is `01 01 03 66 6f 6f 62 61 72`; `delete("foo")` is `01 02 03 66 6f 6f`.
+///
+/// ## Snapshot format (version 1)
+///
+/// | bytes | meaning |
+/// | --- | --- |
+/// | 4 | magic `FKVS` (`46 4b 56 53`) |
+/// | 1 | format version, `0x01` |
+/// | varint | number of pairs N |
+/// | N × | varint key length K ≥ 1, K key bytes, varint value length V, V value bytes |
+/// | 4 | CRC-32C (Castagnoli) of every byte before it, little-endian |
+///
+/// Pairs are sorted by key (bytewise, strictly ascending), so a state has exactly one snapshot.
+/// `restore` checks all of it — magic, version, checksum, lengths, order, trailing bytes — and
+/// leaves the store untouched when anything is wrong.
+public struct KeyValueStore: Sendable, Equatable {
+    private var pairs: [[UInt8]: [UInt8]] = [:]
+
+    public init() {}
+
+    /// A store holding exactly these pairs (for tests and tools).
+    public init(_ pairs: [[UInt8]: [UInt8]]) {
+        self.pairs = pairs
+    }
+
+    /// The number of keys.
+    public var count: Int { pairs.count }
+
+    /// The value stored under `key`, or nil.
+    public func value(forKey key: [UInt8]) -> [UInt8]? {
+        pairs[key]
+    }
+
+    /// Applies a decoded command.
+    @discardableResult
+    public mutating func apply(_ command: Command) -> Outcome {
+        switch command {
+        case .put(let key, let value):
+            let previous = pairs.updateValue(value, forKey: key)
+            return .stored(replaced: previous != nil)
+        case .delete(let key):
+            let previous = pairs.removeValue(forKey: key)
+            return .deleted(existed: previous != nil)
+        }
+    }
+
+    /// Decodes and applies an encoded command; a malformed one changes nothing and throws.
+    @discardableResult
+    public mutating func apply(encoded bytes: [UInt8]) throws(KeyValueStoreError) -> Outcome {
+        apply(try Command(decoding: bytes))
+    }
+
+    /// What applying a command did.
+    public enum Outcome: Sendable, Hashable {
+        /// A put; `replaced` says whether the key held a value before.
+        case stored(replaced: Bool)
+        /// A delete; `existed` says whether the key held a value before.
+        case deleted(existed: Bool)
+    }
+}
+
+// MARK: - Commands
+
+extension KeyValueStore {
+    /// A change to the store: the payload of a normal raft entry.
+    public enum Command: Sendable, Hashable {
+        case put(key: [UInt8], value: [UInt8])
+        case delete(key: [UInt8])
+
+        static let version: UInt8 = 1
+        static let putOperation: UInt8 = 1
+        static let deleteOperation: UInt8 = 2
+
+        public var key: [UInt8] {
+            switch self {
+            case .put(let key, _), .delete(let key): return key
+            }
+        }
+
+        /// The command in the version-1 binary format (see `KeyValueStore`).
+        public func encoded() -> [UInt8] {
+            switch self {
+            case .put(let key, let value):
+                var out: [UInt8] = []
+                out.reserveCapacity(2 + Varint.maxLength + key.count + value.count)
+                out.append(Self.version)
+                out.append(Self.putOperation)
+                Varint.append(UInt64(key.count), to: &out)
+                out.append(contentsOf: key)
+                out.append(contentsOf: value)
+                return out
+            case .delete(let key):
+                var out: [UInt8] = []
+                out.reserveCapacity(2 + Varint.maxLength + key.count)
+                out.append(Self.version)
+                out.append(Self.deleteOperation)
+                Varint.append(UInt64(key.count), to: &out)
+                out.append(contentsOf: key)
+                return out
+            }
+        }
+
+        /// Decodes a command; throws a `KeyValueStoreError` saying what is wrong and where.
+        public init(decoding bytes: [UInt8]) throws(KeyValueStoreError) {
+            var reader = ByteReader(bytes, what: "command")
+            let version = try reader.readByte(field: "version")
+            guard version == Self.version else {
+                throw .unsupportedVersion(what: "command", version: version, supported: Self.version)
+            }
+            let operation = try reader.readByte(field: "operation")
+            guard operation == Self.putOperation || operation == Self.deleteOperation else {
+                throw .unknownOperation(operation)
+            }
+            let key = try reader.readKey()
+            if operation == Self.putOperation {
+                self = .put(key: key, value: reader.readRest())
+            } else {
+                guard reader.remaining == 0 else {
+                    throw .trailingBytes(what: "delete command", count: reader.remaining)
+                }
+                self = .delete(key: key)
+            }
+        }
+    }
+}
+
+// MARK: - Snapshots
+
+extension KeyValueStore {
+    static let snapshotMagic: [UInt8] = Array("FKVS".utf8)
+    static let snapshotVersion: UInt8 = 1
+
+    /// The whole store in the version-1 snapshot format (see `KeyValueStore`).
+    public func snapshot() -> [UInt8] {
+        let sorted = pairs.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+        var size = Self.snapshotMagic.count + 1 + Varint.maxLength + 4
+        for (key, value) in sorted { size += 2 * Varint.maxLength + key.count + value.count }
+        var out: [UInt8] = []
+        out.reserveCapacity(size)
+        out.append(contentsOf: Self.snapshotMagic)
+        out.append(Self.snapshotVersion)
+        Varint.append(UInt64(sorted.count), to: &out)
+        for (key, value) in sorted {
+            Varint.append(UInt64(key.count), to: &out)
+            out.append(contentsOf: key)
+            Varint.append(UInt64(value.count), to: &out)
+            out.append(contentsOf: value)
+        }
+        let crc = CRC32C.checksum(out)
+        withUnsafeBytes(of: crc.littleEndian) { out.append(contentsOf: $0) }
+        return out
+    }
+
+    /// Replaces the whole store with the snapshot's contents. A snapshot that is corrupt or of an
+    /// unknown version throws and leaves the store as it was.
+    public mutating func restore(from bytes: [UInt8]) throws(KeyValueStoreError) {
+        self = try KeyValueStore(snapshot: bytes)
+    }
+
+    /// A store decoded from a snapshot; throws when the snapshot is corrupt.
+    public init(snapshot bytes: [UInt8]) throws(KeyValueStoreError) {
+        let headerSize = Self.snapshotMagic.count + 1
+        // magic, version, at least one varint byte, checksum.
+        guard bytes.count >= headerSize + 1 + 4 else {
+            throw .truncated(what: "snapshot", field: "header", offset: 0)
+        }
+        guard bytes.starts(with: Self.snapshotMagic) else {
+            throw .badMagic(found: Array(bytes.prefix(Self.snapshotMagic.count)))
+        }
+        let version = bytes[Self.snapshotMagic.count]
+        guard version == Self.snapshotVersion else {
+            throw .unsupportedVersion(what: "snapshot", version: version, supported: Self.snapshotVersion)
+        }
+        let bodyEnd = bytes.count - 4
+        let stored = UInt32(bytes[bodyEnd]) | UInt32(bytes[bodyEnd + 1]) << 8
+            | UInt32(bytes[bodyEnd + 2]) << 16 | UInt32(bytes[bodyEnd + 3]) << 24
+        let computed = CRC32C.checksum(bytes[..<bodyEnd])
+        guard stored == computed else {
+            throw .checksumMismatch(stored: stored, computed: computed)
+        }
+
+        var reader = ByteReader(bytes[headerSize..<bodyEnd], what: "snapshot")
+        let count = try reader.readVarint(field: "pair count")
+        // Every pair takes at least 3 bytes (two lengths and a one-byte key): a larger count is a
+        // lie, and must not make us reserve memory for it.
+        guard count <= UInt64(reader.remaining / 3) else {
+            throw .implausibleCount(count, remainingBytes: reader.remaining)
+        }
+        var pairs: [[UInt8]: [UInt8]] = [:]
+        pairs.reserveCapacity(Int(count))
+        var previousKey: [UInt8]? = nil
+        for index in 0..<Int(count) {
+            let key = try reader.readKey()
+            if let previousKey, !previousKey.lexicographicallyPrecedes(key) {
+                throw .keysOutOfOrder(pairIndex: index)
+            }
+            let value = try reader.readLengthPrefixed(field: "value")
+            pairs[key] = value
+            previousKey = key
+        }
+        guard reader.remaining == 0 else {
+            throw .trailingBytes(what: "snapshot", count: reader.remaining)
+        }
+        self.pairs = pairs
+    }
+}
+
+// MARK: - Errors
+
+/// A malformed command or snapshot. Each case says what was wrong and where; none of them is
+/// recoverable by retrying the same bytes.
+public enum KeyValueStoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The input ended in the middle of `field`.
+    case truncated(what: String, field: String, offset: Int)
+    /// A varint ran past 10 bytes or past 64 bits.
+    case malformedVarint(what: String, field: String, offset: Int)
+    /// The format version byte is not one this build reads.
+    case unsupportedVersion(what: String, version: UInt8, supported: UInt8)
+    /// The operation byte of a command is neither put (1) nor delete (2).
+    case unknownOperation(UInt8)
+    /// A key of length zero.
+    case emptyKey(what: String, offset: Int)
+    /// Bytes follow the end of a delete command or of a snapshot's pairs.
+    case trailingBytes(what: String, count: Int)
+    /// A snapshot that does not begin with `FKVS`.
+    case badMagic(found: [UInt8])
+    /// A snapshot whose CRC-32C does not match its contents.
+    case checksumMismatch(stored: UInt32, computed: UInt32)
+    /// A snapshot's pair count cannot fit in the bytes that follow it.
+    case implausibleCount(UInt64, remainingBytes: Int)
+    /// A snapshot's keys are not strictly ascending (a duplicate or a reordering).
+    case keysOutOfOrder(pairIndex: Int)
+
+    public var description: String {
+        switch self {
+        case .truncated(let what, let field, let offset):
+            return "malformed \(what): input ends inside the \(field) at offset \(offset)"
+        case .malformedVarint(let what, let field, let offset):
+            return "malformed \(what): the \(field) varint at offset \(offset) is longer than 10 bytes or overflows 64 bits"
+        case .unsupportedVersion(let what, let version, let supported):
+            return "\(what) format version \(version) is not supported (this build reads version \(supported)); was it written by a newer flotilla?"
+        case .unknownOperation(let op):
+            return "malformed command: unknown operation \(op) (1 = put, 2 = delete)"
+        case .emptyKey(let what, let offset):
+            return "malformed \(what): empty key at offset \(offset) (keys are at least 1 byte)"
+        case .trailingBytes(let what, let count):
+            return "malformed \(what): \(count) unexpected bytes after its end"
+        case .badMagic(let found):
+            return "not a flotilla key-value snapshot: it starts with \(found) instead of \"FKVS\""
+        case .checksumMismatch(let stored, let computed):
+            return "key-value snapshot is corrupt: stored CRC-32C \(stored) but the contents give \(computed); restore from another replica's snapshot"
+        case .implausibleCount(let count, let remaining):
+            return "key-value snapshot is corrupt: it claims \(count) pairs but only \(remaining) bytes follow"
+        case .keysOutOfOrder(let index):
+            return "key-value snapshot is corrupt: key of pair \(index) is not greater than the one before it"
+        }
+    }
+}
+
+// MARK: - Encoding helpers
+
+/// Unsigned LEB128, as protobuf's varints.
+enum Varint {
+    static let maxLength = 10
+
+    static func append(_ value: UInt64, to out: inout [UInt8]) {
+        var v = value
+        while v >= 0x80 {
+            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        out.append(UInt8(v))
+    }
+}
+
+/// Reads the fields of a command or snapshot, throwing (never trapping) on short or bad input.
+struct ByteReader {
+    private let bytes: ArraySlice<UInt8>
+    private var position: Int
+    private let what: String
+
+    init(_ bytes: [UInt8], what: String) {
+        self.init(bytes[...], what: what)
+    }
+
+    init(_ bytes: ArraySlice<UInt8>, what: String) {
+        self.bytes = bytes
+        self.position = bytes.startIndex
+        self.what = what
+    }
+
+    var remaining: Int { bytes.endIndex - position }
+
+    mutating func readByte(field: String) throws(KeyValueStoreError) -> UInt8 {
+        guard position < bytes.endIndex else { throw .truncated(what: what, field: field, offset: position) }
+        defer { position += 1 }
+        return bytes[position]
+    }
+
+    mutating func readVarint(field: String) throws(KeyValueStoreError) -> UInt64 {
+        let start = position
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard position < bytes.endIndex else { throw .truncated(what: what, field: field, offset: start) }
+            let byte = bytes[position]
+            position += 1
+            // The 10th byte may only carry the top bit of a 64-bit value.
+            if shift == 63 && byte > 1 { throw .malformedVarint(what: what, field: field, offset: start) }
+            result |= UInt64(byte & 0x7f) << shift
+            if byte & 0x80 == 0 { return result }
+            shift += 7
+            if shift > 63 { throw .malformedVarint(what: what, field: field, offset: start) }
+        }
+    }
+
+    /// A varint length followed by that many bytes.
+    mutating func readLengthPrefixed(field: String) throws(KeyValueStoreError) -> [UInt8] {
+        let lengthOffset = position
+        let length = try readVarint(field: "\(field) length")
+        guard length <= UInt64(remaining) else {
+            throw .truncated(what: what, field: field, offset: lengthOffset)
+        }
+        let end = position + Int(length)
+        defer { position = end }
+        return Array(bytes[position..<end])
+    }
+
+    /// A length-prefixed key of at least one byte.
+    mutating func readKey() throws(KeyValueStoreError) -> [UInt8] {
+        let offset = position
+        let key = try readLengthPrefixed(field: "key")
+        guard !key.isEmpty else { throw .emptyKey(what: what, offset: offset) }
+        return key
+    }
+
+    mutating func readRest() -> [UInt8] {
+        defer { position = bytes.endIndex }
+        return Array(bytes[position...])
+    }
+}
+
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum etcd's WAL uses.
+enum CRC32C {
+    private static let table: [UInt32] = (0..<256).map { i -> UInt32 in
+        var crc = UInt32(i)
+        for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
+        return crc
+    }
+
+    static func checksum(_ bytes: some Sequence<UInt8>) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes {
+            crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8)
+        }
+        return crc ^ 0xFFFF_FFFF
+    }
+}
