@@ -184,6 +184,13 @@ struct ConfChanger {
             for cc in outgoing { step(try changer.simple([cc])) }
             step(try changer.enterJoint(autoLeave: cs.autoLeave, incoming))
         }
+        // Replaying can quietly turn an inconsistent state into a valid one (a voter listed as a
+        // learner too is demoted, autoLeave outside a joint config is dropped): refuse it instead.
+        let rebuilt = changer.tracker.config.confState
+        guard rebuilt.isEquivalent(to: cs) else {
+            throw RaftError.invalidConfChange(
+                "the configuration \(cs) is inconsistent (a node may be both voter and learner, or a staged learner not an outgoing voter); it rebuilds as \(rebuilt)")
+        }
         return (changer.tracker.config, changer.tracker.progress)
     }
 }

@@ -387,6 +387,15 @@ extension RaftCore {
             logger.warning("ignored a snapshot whose configuration does not contain this node", metadata: ["raft.id": "\(id)", "confState": "\(cs)"])
             return false
         }
+        // A configuration that cannot be rebuilt exactly is refused before anything changes.
+        let outcome: ConfChanger.Outcome
+        let fresh = ProgressTracker(maxInflight: tracker.maxInflight, maxInflightBytes: tracker.maxInflightBytes)
+        do {
+            outcome = try ConfChanger.restore(cs, tracker: fresh, lastIndex: meta.index)
+        } catch {
+            logger.error("ignored a snapshot with an invalid configuration", metadata: ["raft.id": "\(id)", "error": "\(error)"])
+            return false
+        }
         if log.matchTerm(meta.index, meta.term) {
             // We already have the entry at the snapshot's index: just move the commit index.
             logger.info("fast-forwarded commit to snapshot", metadata: ["raft.id": "\(id)", "index": "\(meta.index)", "term": "\(meta.term)"])
@@ -394,16 +403,9 @@ extension RaftCore {
             return false
         }
         log.restore(snapshot)
-        let fresh = ProgressTracker(maxInflight: tracker.maxInflight, maxInflightBytes: tracker.maxInflightBytes)
-        let outcome: ConfChanger.Outcome
-        do {
-            outcome = try ConfChanger.restore(cs, tracker: fresh, lastIndex: log.lastIndex)
-        } catch {
-            preconditionFailure("unable to restore the configuration \(cs) of a snapshot: \(error)")
-        }
+        // New members probe from the last index, which after the restore is the snapshot's.
         tracker = fresh
-        let applied = switchToConfig(outcome.config, outcome.progress)
-        assert(applied.isEquivalent(to: cs), "restored configuration \(applied) differs from the snapshot's \(cs)")
+        switchToConfig(outcome.config, outcome.progress)
         if let i = tracker.progress.index(of: id) {
             let next = tracker.progress[position: i].next
             tracker.progress[position: i].maybeUpdate(next - 1)

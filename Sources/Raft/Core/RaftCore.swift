@@ -85,8 +85,7 @@ struct RaftCore {
         } catch {
             throw RaftError.invalidConfig("the storage's ConfState \(confState) is not a valid configuration: \(error)")
         }
-        let restored = switchToConfig(outcome.config, outcome.progress)
-        assert(restored.isEquivalent(to: confState))
+        switchToConfig(outcome.config, outcome.progress)
 
         if !hardState.isEmpty { try loadState(hardState) }
         if c.applied > 0 {
@@ -189,14 +188,16 @@ struct RaftCore {
         state = .leader
         // The leader trivially replicates to itself; reset() set its match to the last index.
         if let i = tracker.progress.index(of: id) { tracker.progress[position: i].becomeReplicate() }
-        // Conservatively assume the unapplied tail may hold a conf change: none may be
-        // proposed until everything up to here is applied.
-        pendingConfIndex = log.lastIndex
         // An empty entry of the new term: committing it commits everything before it (§5.4.2)
         // and tells the leader its commit index is current (needed for ReadIndex).
         guard appendEntries([Entry()]) else {
             preconditionFailure("an empty entry must never be refused")
         }
+        // No configuration change until that entry is applied: the unapplied tail may hold a
+        // change, and a leader must commit an entry of its own term before changing the
+        // membership (the fix to single-server changes, Ongaro's raft-dev post of 2015). etcd
+        // sets this before the empty entry and so waits only for the entries before it.
+        pendingConfIndex = log.lastIndex
         // The empty entry does not count towards the uncommitted size limit.
         logger.info("became leader", metadata: ["raft.id": "\(id)", "term": "\(term)"])
     }
