@@ -106,10 +106,32 @@ public final class RawNode {
         if message.term == 0 && message.type != .proposal && message.type != .readIndex {
             throw RaftError.invalidMessage("\(message.type) from \(message.from) carries no term")
         }
+        if message.type == .append, let problem = Self.appendProblem(message) {
+            throw RaftError.invalidMessage("append from \(message.from): \(problem)")
+        }
         if message.type.isResponse && !core.tracker.progress.contains(message.from) {
             throw RaftError.stepPeerNotFound
         }
         try core.step(message)
+    }
+
+    /// Why an append from the network cannot be a leader's (its entries must follow `index`
+    /// one by one, with terms that never decrease and never pass the message's term), or nil.
+    /// The log relies on this and would stop the process otherwise.
+    static func appendProblem(_ m: Message) -> String? {
+        var expected = m.index
+        var lastTerm = m.logTerm
+        for e in m.entries {
+            guard expected < .max, e.index == expected + 1 else {
+                return "entry index \(e.index) does not follow \(expected)"
+            }
+            guard e.term >= lastTerm, e.term <= m.term else {
+                return "entry \(e.index) has term \(e.term), outside [\(lastTerm), \(m.term)]"
+            }
+            expected = e.index
+            lastTerm = e.term
+        }
+        return nil
     }
 
     /// Whether there is anything to persist, send or apply.

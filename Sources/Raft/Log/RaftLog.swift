@@ -160,7 +160,8 @@ struct RaftLog {
                 conflict > index && conflict - index <= UInt64(entries.count),
                 "raft log: appended entries must follow index \(index) contiguously; conflict at \(conflict)")
             let start = Int(conflict - (index + 1))
-            append(entries[start...])
+            // All new (the common case): hand over the message's array itself, no copy.
+            if start == 0 { append(entries) } else { append(entries[start...]) }
         }
         commitTo(min(committed, lastNewIndex))
         return lastNewIndex
@@ -170,17 +171,26 @@ struct RaftLog {
     /// `ents[0].index` on. Returns the new lastIndex. Overwriting a committed entry is fatal.
     @discardableResult
     mutating func append(_ ents: [Entry]) -> UInt64 {
-        append(ents[...])
+        guard let first = ents.first else { return lastIndex }
+        checkAppendable(first.index)
+        // The array overload: an empty unstable tail adopts the array instead of copying it.
+        unstable.truncateAndAppend(ents)
+        return lastIndex
     }
 
     @discardableResult
     mutating func append(_ ents: ArraySlice<Entry>) -> UInt64 {
         guard let first = ents.first else { return lastIndex }
-        if first.index == 0 || first.index - 1 < committed {
-            fatalError("raft log: appending after \(first.index &- 1) is out of range [committed(\(committed))]")
-        }
+        checkAppendable(first.index)
         unstable.truncateAndAppend(ents)
         return lastIndex
+    }
+
+    /// Overwriting a committed entry would break the log's safety: stop.
+    private func checkAppendable(_ first: UInt64) {
+        if first == 0 || first - 1 < committed {
+            fatalError("raft log: appending after \(first &- 1) is out of range [committed(\(committed))]")
+        }
     }
 
     // MARK: Reading
