@@ -53,6 +53,13 @@ struct ProgressMap: Sendable, Hashable {
     }
 
     func contains(_ id: UInt64) -> Bool { index(of: id) != nil }
+
+    /// `id`'s match index, read in place (a `Progress` copy would retain its inflights buffer).
+    @inline(__always)
+    func match(of id: UInt64) -> UInt64? {
+        guard let i = index(of: id) else { return nil }
+        return all[i].match
+    }
 }
 
 /// Tracks the configuration, every member's replication progress and the votes of the current
@@ -79,8 +86,9 @@ struct ProgressTracker: Sendable {
 
     /// The largest index acknowledged by a quorum of the (joint) configuration.
     func committed() -> UInt64 {
+        // Capture only the progress array: capturing `self` would copy the whole tracker.
         let progress = self.progress
-        return config.voters.committedIndex { id in progress[id]?.match ?? 0 }
+        return config.voters.committedIndex { id in progress.match(of: id) ?? 0 }
     }
 
     /// Whether a quorum was heard from recently (CheckQuorum).
