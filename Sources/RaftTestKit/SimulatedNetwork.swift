@@ -11,6 +11,8 @@ public final class SimulatedNetwork {
     public private(set) var storages: [UInt64: MemoryStorage] = [:]
     /// Entries each node applied, in order (normal and configuration entries alike).
     public private(set) var applied: [UInt64: [Entry]] = [:]
+    /// ReadStates each node's Readies handed out, in order: the answers to `readIndex`.
+    public private(set) var readStates: [UInt64: [ReadState]] = [:]
     /// Messages queued for delivery, oldest first.
     public private(set) var queue: [Message] = []
     public var checker = InvariantChecker()
@@ -181,6 +183,7 @@ public final class SimulatedNetwork {
                 }
             }
             checker.nodeApplied(id, rd.committedEntries)
+            if !rd.readStates.isEmpty { readStates[id, default: []].append(contentsOf: rd.readStates) }
             for m in rd.messages { enqueue(m) }
             node.advance(rd)
         }
