@@ -323,3 +323,18 @@ import RaftTestKit
         #expect(net.checker.violations.isEmpty, "\(net.checker.violations)")
     }
 }
+
+@Suite struct LeaderTransferToNoneTests {
+    /// 0 means "none": asked on a follower it must not be forwarded (the follower's id would be
+    /// stamped on it and the follower would take over).
+    @Test func transferToZeroIsIgnored() throws {
+        let net = try SimulatedNetwork(ids: [1, 2, 3])
+        try net.elect(1)
+        net.with(3) { $0.transferLeader(to: 0) }
+        net.with(1) { $0.transferLeader(to: 0) }
+        net.deliverAll()
+        net.run(rounds: 3)
+        #expect(net.leader?.id == 1)
+        #expect(net.status(1)?.leadTransferee == 0)
+    }
+}

@@ -220,3 +220,13 @@ import RaftTestKit
         #expect(net.checker.violations.isEmpty, "\(net.checker.violations)")
     }
 }
+
+@Suite struct LeaderSelfStatusTests {
+    /// The leader counts itself as recently active from the moment it leads, CheckQuorum or not.
+    @Test(arguments: [false, true])
+    func leaderIsRecentlyActiveFromTheStart(checkQuorum: Bool) throws {
+        let net = try SimulatedNetwork(ids: [1, 2, 3]) { $0.checkQuorum = checkQuorum }
+        try net.elect(1)
+        #expect(net.status(1)?.progress[1]?.recentActive == true)
+    }
+}

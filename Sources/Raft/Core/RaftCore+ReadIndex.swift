@@ -24,15 +24,28 @@ extension RaftCore {
     }
 
     private mutating func sendReadIndexResponse(_ m: Message) {
-        switch readOnly.option {
-        case .safe:
-            // Confirm leadership with a heartbeat round carrying the context; the leader acks itself.
-            readOnly.addRequest(index: log.committed, m)
-            _ = readOnly.recvAck(from: id, context: m.entries[0].data)
-            broadcastHeartbeat(context: m.entries[0].data)
-        case .leaseBased:
+        // A lease holds while a quorum has been heard from since the last quorum check (less
+        // than an election timeout ago): those followers grant no vote before it ends. Without
+        // such a quorum, or during a transfer (whose votes skip the followers' leases), confirm
+        // leadership with a heartbeat round as `.safe` does.
+        if readOnly.option == .leaseBased && leadTransferee == 0 && quorumHeardSinceLastCheck {
             respondToReadIndex(m, index: log.committed)
+            return
         }
+        // Confirm leadership with a heartbeat round carrying the context; the leader acks itself.
+        readOnly.addRequest(index: log.committed, m)
+        _ = readOnly.recvAck(from: id, context: m.entries[0].data)
+        broadcastHeartbeat(context: m.entries[0].data)
+    }
+
+    /// Whether a quorum (counting this leader) answered since the last CheckQuorum round.
+    private var quorumHeardSinceLastCheck: Bool {
+        let progress = tracker.progress, me = id
+        return tracker.config.voters.voteResult { voter in
+            if voter == me { return true }
+            guard let i = progress.index(of: voter) else { return nil }
+            return progress[position: i].recentActive
+        } == .won
     }
 
     /// Answers locally (a ReadState) or to the follower that forwarded the request.

@@ -312,7 +312,8 @@ extension RaftCore {
         if tracker.progress[position: i].match < log.lastIndex {
             maybeSendAppend(at: i, sendIfEmpty: true)
         }
-        guard readOnly.option == .safe, !m.context.isEmpty else { return }
+        // Lease reads fall back to a heartbeat round when the lease may have lapsed.
+        guard !m.context.isEmpty else { return }
         guard let acks = readOnly.recvAck(from: m.from, context: m.context), tracker.voteResult(acks: acks) == .won else {
             return
         }

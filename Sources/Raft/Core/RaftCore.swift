@@ -155,6 +155,9 @@ struct RaftCore {
         pendingConfIndex = 0
         uncommittedSize = 0
         readOnly = ReadOnly(option: readOnly.option)
+        // Reads held for this leader's first commit are dropped with it (etcd keeps them, to be
+        // answered only if it leads again, possibly much later); the application times them out.
+        pendingReadIndexMessages.removeAll()
     }
 
     mutating func becomeFollower(term newTerm: UInt64, lead newLead: UInt64) {
@@ -187,7 +190,11 @@ struct RaftCore {
         lead = id
         state = .leader
         // The leader trivially replicates to itself; reset() set its match to the last index.
-        if let i = tracker.progress.index(of: id) { tracker.progress[position: i].becomeReplicate() }
+        if let i = tracker.progress.index(of: id) {
+            tracker.progress[position: i].becomeReplicate()
+            // The leader is trivially active (etcd 3.6 does the same; status shows it).
+            tracker.progress[position: i].recentActive = true
+        }
         // An empty entry of the new term: committing it commits everything before it (§5.4.2)
         // and tells the leader its commit index is current (needed for ReadIndex).
         guard appendEntries([Entry()]) else {

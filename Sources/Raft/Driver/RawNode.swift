@@ -146,6 +146,8 @@ public final class RawNode {
     /// Asks the leader to hand leadership to `transferee`. Ignored for self, non-members and
     /// learners; abandoned after an election timeout.
     public func transferLeader(to transferee: UInt64) {
+        // 0 is "none": forwarded by a follower it would be stamped with the follower's own id.
+        guard transferee != 0 else { return }
         _ = try? core.step(Message(type: .transferLeader, from: transferee))
     }
 
