@@ -27,7 +27,7 @@ func rawNodeBenchmarks() {
                     maxIterations: 1000
                 )
             ) { benchmark in
-                let cluster = try Cluster(size: size)
+                var cluster = try Cluster(size: size)
                 let start = cluster.applied[0]
 
                 benchmark.startMeasurement()
