@@ -49,8 +49,9 @@ extension RaftCore {
         }
         // Followers that are caught up need exactly these entries: share the array instead of
         // copying it back out of the log (when it fits in one message).
+        guard tracker.progress.count > 1 else { return }  // nobody to send to
         var shared: SharedEntries?
-        if let first = entries.first, entriesSize(entries) <= maxMsgSize || entries.count == 1 {
+        if let first = entries.first, entries.count == 1 || entriesSize(entries) <= maxMsgSize {
             shared = SharedEntries(next: first.index, entries: entries)
         }
         broadcastAppend(sharing: &shared)

@@ -221,9 +221,11 @@ struct RaftLog {
         if let first = unstableCopy.first, let last = unstableCopy.last,
             first.index == unstable.offset, firstUnappliedIndex == first.index, committed == last.index
         {
+            // One entry is always returned, whatever its size; more must fit in the limit.
+            if unstableCopy.count == 1 { return unstableCopy }
             var size: UInt64 = 0
             for e in unstableCopy { size &+= e.byteSize }
-            if size <= maxNextEntriesSize || unstableCopy.count == 1 { return unstableCopy }
+            if size <= maxNextEntriesSize { return unstableCopy }
         }
         return nextCommittedEntries()
     }
