@@ -72,6 +72,8 @@ public final class ClusterSimulator {
         var applied: UInt64 = 0
         var confState = ConfState()
         var incarnation = 0
+        /// The highest commit index this incarnation reported.
+        var volatileCommit: UInt64 = 0
         var removed = false
         var cachedLog: [Entry]?
 
@@ -586,7 +588,10 @@ public final class ClusterSimulator {
     // MARK: - Crashes, restarts, compaction
 
     private func crash() {
-        guard let id = rng.pick(liveIDs), let node = nodes[id], let raw = node.raw else { return }
+        // Half the crashes hit a node with a Ready in hand (persisted or not), when there is one.
+        let pending = liveIDs.filter { nodes[$0]?.raw?.hasReady == true }
+        let chosen = (rng.chance(0.5) ? rng.pick(pending) : nil) ?? rng.pick(liveIDs)
+        guard let id = chosen, let node = nodes[id], let raw = node.raw else { return }
         stats.crashes += 1
         if raw.hasReady {
             if rng.chance(0.5) {
@@ -627,6 +632,7 @@ public final class ClusterSimulator {
         node.applied = snapshot.metadata.index
         node.confState = snapshot.metadata.confState
         node.cachedLog = nil
+        node.volatileCommit = 0
         if node.incarnation > 0 {
             stats.restarts += 1
             checker.nodeRestarted(node.id, snapshotIndex: snapshot.metadata.index)
@@ -669,6 +675,14 @@ public final class ClusterSimulator {
 
     private func checkAfterStep(steps: Int) -> SimulationFailure? {
         if !touched.isEmpty {
+            // The volatile commit index never goes back within an incarnation either.
+            for id in touched.sorted() {
+                guard let node = nodes[id], let commit = node.raw?.status.hardState.commit else { continue }
+                if commit < node.volatileCommit {
+                    checker.record("node \(id): commit went back from \(node.volatileCommit) to \(commit)")
+                }
+                node.volatileCommit = commit
+            }
             checker.check(subject: self, changed: touched.sorted())
             touched.removeAll(keepingCapacity: true)
         }
@@ -798,7 +812,15 @@ public final class ClusterSimulator {
 extension ClusterSimulator: InvariantSubject {
     public var nodeIDs: [UInt64] { nodes.keys.sorted() }
 
-    public func status(_ id: UInt64) -> Status? { nodes[id]?.raw?.status }
+    /// The node's status, with the hard state it persisted: the checker reads the persisted
+    /// log, and the commit index must describe that log (a node's volatile commit may cover
+    /// entries that replace persisted ones in its next Ready).
+    public func status(_ id: UInt64) -> Status? {
+        guard let node = nodes[id], let raw = node.raw else { return nil }
+        var status = raw.status
+        if let (hs, _) = try? node.storage.initialState() { status.hardState = hs }
+        return status
+    }
 
     public func log(_ id: UInt64) -> [Entry] {
         guard let node = nodes[id] else { return [] }

@@ -5,7 +5,8 @@ import Raft
 public protocol InvariantSubject {
     /// The ids of the nodes to check, in increasing order.
     var nodeIDs: [UInt64] { get }
-    /// The node's current (volatile) status, or nil if it is not running.
+    /// The node's current status, or nil if it is not running. Its `hardState` must describe
+    /// the log `log(id)` returns (the persisted one, when that lags the node's volatile state).
     func status(_ id: UInt64) -> Status?
     /// The node's persisted log after its snapshot: contiguous entries, in index order.
     func log(_ id: UInt64) -> [Entry]
