@@ -18,7 +18,7 @@ let package = Package(
             name: "Raft",
             dependencies: [.product(name: "Logging", package: "swift-log")]
         ),
-        .target(name: "RaftTestKit", dependencies: ["Raft"]),
+        .target(name: "RaftTestKit", dependencies: ["Raft"], exclude: ["README.md"]),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftTestKit"], exclude: ["Vectors"]),
     ],
     swiftLanguageModes: [.v6]

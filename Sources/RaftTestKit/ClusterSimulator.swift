@@ -161,7 +161,10 @@ public final class ClusterSimulator {
         case .propose: return 10
         case .read: return 5
         case .confChange: return f.contains(.membership) || f.contains(.jointConsensus) ? 2 : 0
-        case .transfer: return f.contains(.leaderTransfer) ? 1 : 0
+        case .transfer:
+            // A transfer voids a lease without the leader noticing (see .leaseReadsDuringTransfer).
+            let leaseRisk = options.readOnlyOption == .leaseBased && !f.contains(.leaseReadsDuringTransfer)
+            return f.contains(.leaderTransfer) && !leaseRisk ? 1 : 0
         case .partition: return f.contains(.partitions) && side.isEmpty ? 1 : 0
         case .heal: return side.isEmpty ? 0 : 3
         case .crash: return f.contains(.crashes) ? 1 : 0

@@ -76,6 +76,12 @@ public struct SimulationFeatures: OptionSet, Sendable, Hashable {
     /// Ticks of single nodes (clock drift); with lease reads, ticks are always in lockstep.
     public static let clockDrift = SimulationFeatures(rawValue: 1 << 10)
 
+    /// Leader transfers in `.leaseBased` configurations. Not in `.all`: a leader that sent
+    /// `timeoutNow` keeps serving lease reads while the transferee, whose election skips the
+    /// followers' lease check, commits newer writes: stale reads, as in etcd's raft
+    /// (etcd-io/raft#99). Without this feature, lease-read runs make no transfers.
+    public static let leaseReadsDuringTransfer = SimulationFeatures(rawValue: 1 << 11)
+
     public static let all: SimulationFeatures = [
         .reordering, .duplication, .drops, .partitions, .crashes, .membership, .jointConsensus, .leaderTransfer,
         .compaction, .leaseReads, .clockDrift,

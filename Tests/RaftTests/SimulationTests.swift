@@ -8,8 +8,8 @@ import RaftTestKit
 @Suite struct SimulationTests {
     /// Seeds CI runs: `ciSeeds` seeds of `ciSteps` steps each, in a few batches (so that a
     /// failure names a small range).
-    static let ciSeeds: UInt64 = 240
-    static let ciSteps = 600
+    static let ciSeeds: UInt64 = 400
+    static let ciSteps = 1000
     static let batches: [ClosedRange<UInt64>] = stride(from: 1, through: ciSeeds, by: 40).map { $0...min($0 + 39, ciSeeds) }
 
     @Test(arguments: batches)
@@ -78,8 +78,9 @@ import RaftTestKit
     }
 
     /// Many seeds, run on demand:
-    /// `FLOTILLA_SIM_SEEDS=20000 FLOTILLA_SIM_STEPS=2000 swift test -c release --filter SimulationTests/long`
-    /// (`FLOTILLA_SIM_FIRST` picks the first seed; default 1).
+    /// `FLOTILLA_SIM_SEEDS=20000 FLOTILLA_SIM_STEPS=2000 swift test -c release -Xswiftc -enable-testing --filter SimulationTests/long`
+    /// (`FLOTILLA_SIM_FIRST` picks the first seed, default 1; `FLOTILLA_SIM_FEATURES` a
+    /// `SimulationFeatures` mask in hex, default `.all`).
     @Test func long() {
         let env = ProcessInfo.processInfo.environment
         guard let seeds = env["FLOTILLA_SIM_SEEDS"].flatMap(UInt64.init) else {
@@ -88,10 +89,11 @@ import RaftTestKit
         }
         let steps = env["FLOTILLA_SIM_STEPS"].flatMap(Int.init) ?? 2000
         let first = env["FLOTILLA_SIM_FIRST"].flatMap(UInt64.init) ?? 1
+        let features = env["FLOTILLA_SIM_FEATURES"].flatMap { UInt32($0, radix: 16) }.map(SimulationFeatures.init) ?? .all
         var total = SimulationStats()
         var failures: [SimulationFailure] = []
         for seed in first..<first + seeds {
-            let result = ClusterSimulator.run(seed: seed, steps: steps)
+            let result = ClusterSimulator.run(seed: seed, steps: steps, features: features)
             total.add(result.stats)
             if let failure = result.failure {
                 failures.append(failure)
@@ -100,6 +102,61 @@ import RaftTestKit
         }
         print("SimulationTests/long: \(seeds) seeds from \(first), \(steps) steps each: \(failures.count) failures; \(total)")
         #expect(failures.isEmpty, "failing seeds: \(failures.map(\.seed))")
+    }
+
+    /// Known issue, kept from etcd's raft: lease-based reads are not linearizable even with
+    /// clocks in lockstep. A leader's quorum check runs once per election timeout, so it may lead
+    /// on (and answer lease reads) for up to two election timeouts after it last heard from a
+    /// quorum, while its followers campaign after one. Found while building the simulator;
+    /// directed here because random schedules rarely hit the window.
+    @Test func leaseReadAfterQuorumLost() throws {
+        let net = try SimulatedNetwork(ids: [1, 2, 3]) { c in
+            c.checkQuorum = true
+            c.readOnlyOption = .leaseBased
+        }
+        try net.with(1) { try $0.campaign() }
+        net.deliverAll()
+        // Just past the leader's quorum check, the followers answer once more: the next check,
+        // an election timeout later, will pass.
+        while net.nodes[1]!.core.electionElapsed != 0 { net.run(rounds: 1) }
+        net.run(rounds: 1)
+        net.isolate(1)
+        var ticks = 0
+        while net.state(2) != .leader && net.state(3) != .leader && ticks < 100 {
+            net.run(rounds: 1)
+            ticks += 1
+        }
+        let leader: UInt64 = net.state(2) == .leader ? 2 : 3
+        try net.with(leader) { try $0.propose([2]) }
+        net.deliverAll()
+        #expect(net.appliedData(leader) == [[2]])
+        let newCommit = net.commit(leader)
+        let node = net.nodes[1]!
+        node.readIndex([9])
+        var reads: [ReadState] = []
+        while node.hasReady {
+            let rd = node.ready()
+            reads += rd.readStates
+            node.advance(rd)
+        }
+        withKnownIssue("etcd-io/raft lease reads: the old leader answers below the new commit index") {
+            #expect(reads.allSatisfy { $0.index >= newCommit }, "old leader answered \(reads) after n\(leader) committed \(newCommit)")
+        }
+    }
+
+    /// The transfer variant of the same issue (etcd-io/raft#99): the random schedule finds it
+    /// when allowed to (seeds found: the lease-forced runs 1727 and 4598 of the report).
+    @Test func leaseReadsDuringTransferAreStale() {
+        var found = false
+        for seed: UInt64 in [4598] {
+            let o = SimulationOptions(nodeCount: 3, preVote: true, checkQuorum: true, readOnlyOption: .leaseBased)
+            let result = ClusterSimulator(seed: seed, options: o, features: SimulationFeatures.all.union(.leaseReadsDuringTransfer))
+                .run(steps: 400)
+            if result.failure?.violation.contains("linearizability") == true { found = true }
+        }
+        withKnownIssue("etcd-io/raft#99: lease reads during a leadership transfer") {
+            #expect(!found)
+        }
     }
 
     /// Replays one seed, printing every step:
