@@ -28,7 +28,7 @@ let package = Package(
             name: "Raft",
             dependencies: [.product(name: "Logging", package: "swift-log")]
         ),
-        .target(name: "RaftTestKit", dependencies: ["Raft"]),
+        .target(name: "RaftTestKit", dependencies: ["Raft"], exclude: ["README.md"]),
         .target(
             name: "FlotillaKV",
             dependencies: [

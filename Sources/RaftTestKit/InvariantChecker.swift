@@ -1,7 +1,40 @@
 import Raft
 
+/// What the checker observes of a cluster: its nodes, their status and their persisted logs.
+/// `SimulatedNetwork` and `ClusterSimulator` conform.
+public protocol InvariantSubject {
+    /// The ids of the nodes to check, in increasing order.
+    var nodeIDs: [UInt64] { get }
+    /// The node's current status, or nil if it is not running. Its `hardState` must describe
+    /// the log `log(id)` returns (the persisted one, when that lags the node's volatile state).
+    func status(_ id: UInt64) -> Status?
+    /// The node's persisted log after its snapshot: contiguous entries, in index order.
+    func log(_ id: UInt64) -> [Entry]
+}
+
+extension SimulatedNetwork: InvariantSubject {
+    public var nodeIDs: [UInt64] { nodes.keys.sorted() }
+}
+
+/// A log as contiguous entries from index `first` through `last` (empty when `last < first`).
+struct IndexedLog {
+    let entries: [Entry]
+    let first: UInt64
+    var last: UInt64 { first + UInt64(entries.count) - 1 }
+
+    init(_ entries: [Entry]) {
+        self.entries = entries
+        first = entries.first?.index ?? 1
+    }
+
+    subscript(index: UInt64) -> Entry? {
+        guard index >= first, index - first < UInt64(entries.count) else { return nil }
+        return entries[Int(index - first)]
+    }
+}
+
 /// Checks the Raft safety properties (Raft paper Figure 3) over everything a `SimulatedNetwork`
-/// has observed: election safety (one leader per term), log matching, leader completeness,
+/// (or any `InvariantSubject`) has observed: election safety (one leader per term), log matching, leader completeness,
 /// state machine safety, and that commit and applied indices never go back.
 public struct InvariantChecker {
     /// Every violation seen, in order; a correct implementation leaves it empty.
@@ -14,6 +47,7 @@ public struct InvariantChecker {
     private var appliedAt: [UInt64: Entry] = [:]
     private var lastApplied: [UInt64: UInt64] = [:]
     private var lastCommit: [UInt64: UInt64] = [:]
+    private var maxCommittedIndex: UInt64 = 0
 
     public init() {}
 
@@ -54,18 +88,24 @@ public struct InvariantChecker {
 
     /// Checks every node (after node `changed` handled a Ready, only what it can have broken).
     public mutating func check(_ network: SimulatedNetwork, changed: UInt64? = nil) {
-        let ids = network.nodes.keys.sorted()
-        var logs: [UInt64: [UInt64: Entry]] = [:]
-        func log(_ id: UInt64) -> [UInt64: Entry] {
+        check(subject: network, changed: changed.map { [$0] })
+    }
+
+    /// Checks the nodes in `changed` (every node when nil) of any cluster against every other:
+    /// election safety, commit monotonicity, committed entries never changing, log matching and
+    /// leader completeness.
+    public mutating func check(subject: some InvariantSubject, changed: [UInt64]? = nil) {
+        let ids = subject.nodeIDs
+        var logs: [UInt64: IndexedLog] = [:]
+        func log(_ id: UInt64) -> IndexedLog {
             if let l = logs[id] { return l }
-            var l: [UInt64: Entry] = [:]
-            for e in network.log(id) { l[e.index] = e }
+            let l = IndexedLog(subject.log(id))
             logs[id] = l
             return l
         }
-        let subjects = changed.map { [$0] } ?? ids
+        let subjects = changed ?? ids
         for id in subjects {
-            guard let status = network.status(id) else { continue }
+            guard let status = subject.status(id) else { continue }
             let term = status.hardState.term
             // Election safety: at most one leader per term.
             if status.raftState == .leader {
@@ -82,7 +122,7 @@ public struct InvariantChecker {
             }
             // Record newly committed entries; a committed entry must never change.
             let mine = log(id)
-            let from = (lastCommit[id] ?? 0) + 1
+            let from = Swift.max((lastCommit[id] ?? 0) + 1, mine.first)
             if commit >= from {
                 for index in from...commit {
                     guard let e = mine[index] else { continue }  // compacted into a snapshot
@@ -92,6 +132,7 @@ public struct InvariantChecker {
                         }
                     } else {
                         committed[index] = (e, term)
+                        maxCommittedIndex = Swift.max(maxCommittedIndex, index)
                     }
                 }
             }
@@ -102,28 +143,37 @@ public struct InvariantChecker {
                 checkLogMatching(id, mine, other, log(other))
             }
             // Leader completeness: a leader holds every entry committed in an earlier term.
-            if status.raftState == .leader {
-                for (index, known) in committed where known.term < term {
-                    if let e = mine[index], e.term != known.entry.term {
-                        record("leader completeness: leader \(id) of term \(term) has \(describe(e)) at \(index) where \(describe(known.entry)) was committed")
-                    } else if mine[index] == nil, let last = mine.keys.max(), index > last {
+            if status.raftState == .leader, maxCommittedIndex >= mine.first {
+                for index in mine.first...maxCommittedIndex {
+                    guard let known = committed[index], known.term < term else { continue }
+                    if let e = mine[index] {
+                        if e.term != known.entry.term {
+                            record("leader completeness: leader \(id) of term \(term) has \(describe(e)) at \(index) where \(describe(known.entry)) was committed")
+                        }
+                    } else if index > mine.last, !mine.entries.isEmpty {
+                        // (An empty log says nothing: it may all be in the snapshot.)
                         record("leader completeness: leader \(id) of term \(term) lacks committed \(describe(known.entry))")
+                        break
                     }
                 }
             }
         }
     }
 
-    private mutating func checkLogMatching(_ a: UInt64, _ la: [UInt64: Entry], _ b: UInt64, _ lb: [UInt64: Entry]) {
+    private mutating func checkLogMatching(_ a: UInt64, _ la: IndexedLog, _ b: UInt64, _ lb: IndexedLog) {
+        let low = Swift.max(la.first, lb.first)
+        let high = Swift.min(la.last, lb.last)
+        guard low <= high else { return }
         // The highest index where both logs hold the same term…
-        var match: UInt64?
-        for (index, e) in la where lb[index]?.term == e.term {
-            if match == nil || index > match! { match = index }
+        var top = high
+        while la[top]!.term != lb[top]!.term {
+            if top == low { return }
+            top -= 1
         }
-        guard let top = match else { return }
         // …and everything below it (that both still hold) must be identical.
-        for (index, e) in la where index <= top {
-            if let f = lb[index], f.term != e.term || f.data != e.data || f.type != e.type {
+        for index in low...top {
+            let e = la[index]!, f = lb[index]!
+            if f.term != e.term || f.type != e.type || f.data != e.data {
                 record("log matching: nodes \(a) and \(b) agree at \(top) but differ at \(index): \(describe(e)) vs \(describe(f))")
                 return
             }

@@ -243,10 +243,4 @@ extension SplitMix64 {
         Double(next() >> 11) / Double(1 << 53)
     }
 
-    /// Uniform enough in `0..<bound` for tests.
-    public mutating func below(_ bound: Int) -> Int {
-        Int(next() % UInt64(bound))
-    }
-
-    public mutating func pick<T>(_ values: [T]) -> T { values[below(values.count)] }
 }

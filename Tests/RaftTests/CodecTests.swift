@@ -25,16 +25,21 @@ extension ConfChangeV2: RaftProtobuf {}
 
 /// Fuzzing draws from the library's deterministic SplitMix64, so every run tests the same inputs.
 extension SplitMix64 {
+    /// Uniform enough in `0..<bound` for tests.
+    fileprivate mutating func int(below bound: Int) -> Int { Int(next() % UInt64(bound)) }
+
+    fileprivate mutating func element<T>(of values: [T]) -> T { values[int(below: values.count)] }
+
     mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
 
     mutating func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in byte() } }
 
     /// A u64 of random magnitude: small values and UInt64.max both come up often.
     mutating func u64() -> UInt64 {
-        switch below(8) {
+        switch int(below: 8) {
         case 0: return 0
         case 1: return UInt64.max
-        default: return next() >> UInt64(below(64))
+        default: return next() >> UInt64(int(below: 64))
         }
     }
 }
@@ -696,12 +701,12 @@ func decoder(for kind: String) -> (([UInt8]) throws(ProtobufDecodingError) -> Vo
     /// Bytes that look like raftpb fields more often than uniform noise does.
     static func protobufLikeBytes(_ rng: inout SplitMix64, count: Int) -> [UInt8] {
         (0..<count).map { _ in
-            switch rng.below(6) {
+            switch rng.int(below: 6) {
             case 0: return rng.byte()
-            case 1: return UInt8(rng.below(13) + 1) << 3 | UInt8(rng.pick([0, 0, 2, 2, 1, 5, 3, 4]))  // tags
-            case 2: return UInt8(rng.below(10))  // lengths and small values
-            case 3: return rng.pick([0x80, 0xff, 0x01, 0x7f])  // varint continuations
-            default: return UInt8(rng.below(4))  // enum values and bools
+            case 1: return UInt8(rng.int(below: 13) + 1) << 3 | UInt8(rng.element(of: [0, 0, 2, 2, 1, 5, 3, 4]))  // tags
+            case 2: return UInt8(rng.int(below: 10))  // lengths and small values
+            case 3: return rng.element(of: [0x80, 0xff, 0x01, 0x7f])  // varint continuations
+            default: return UInt8(rng.int(below: 4))  // enum values and bools
             }
         }
     }
@@ -711,7 +716,7 @@ func decoder(for kind: String) -> (([UInt8]) throws(ProtobufDecodingError) -> Vo
     ) -> (inputs: Int, decoded: Int) {
         var decoded = 0
         for round in 0..<count {
-            let length = rng.below(65)
+            let length = rng.int(below: 65)
             let input = round % 2 == 0 ? rng.bytes(length) : protobufLikeBytes(&rng, count: length)
             if probe(type, input, failures: &failures) { decoded += 1 }
         }
@@ -720,19 +725,19 @@ func decoder(for kind: String) -> (([UInt8]) throws(ProtobufDecodingError) -> Vo
 
     static func mutate(_ bytes: [UInt8], _ rng: inout SplitMix64) -> [UInt8] {
         var result = bytes
-        for _ in 0..<(1 + rng.below(3)) {
-            switch rng.below(5) {
+        for _ in 0..<(1 + rng.int(below: 3)) {
+            switch rng.int(below: 5) {
             case 0 where !result.isEmpty:  // flip a bit
-                let position = rng.below(result.count)
-                result[position] ^= 1 << UInt8(rng.below(8))
+                let position = rng.int(below: result.count)
+                result[position] ^= 1 << UInt8(rng.int(below: 8))
             case 1:  // truncate
-                result = Array(result.prefix(rng.below(result.count + 1)))
+                result = Array(result.prefix(rng.int(below: result.count + 1)))
             case 2:  // insert a byte
-                result.insert(rng.byte(), at: rng.below(result.count + 1))
+                result.insert(rng.byte(), at: rng.int(below: result.count + 1))
             case 3 where !result.isEmpty:  // delete a byte
-                result.remove(at: rng.below(result.count))
+                result.remove(at: rng.int(below: result.count))
             default:  // overwrite a byte
-                if !result.isEmpty { result[rng.below(result.count)] = rng.byte() }
+                if !result.isEmpty { result[rng.int(below: result.count)] = rng.byte() }
             }
         }
         return result
@@ -754,31 +759,31 @@ func decoder(for kind: String) -> (([UInt8]) throws(ProtobufDecodingError) -> Vo
     }
 
     static func randomEntry(_ rng: inout SplitMix64) -> Entry {
-        Entry(term: rng.u64(), index: rng.u64(), type: rng.pick(EntryType.allCases), data: rng.bytes(rng.below(5)))
+        Entry(term: rng.u64(), index: rng.u64(), type: rng.element(of: EntryType.allCases), data: rng.bytes(rng.int(below: 5)))
     }
 
     static func randomConfState(_ rng: inout SplitMix64) -> ConfState {
-        ConfState(voters: (0..<rng.below(4)).map { _ in rng.u64() }, learners: (0..<rng.below(3)).map { _ in rng.u64() },
-                  votersOutgoing: (0..<rng.below(3)).map { _ in rng.u64() }, learnersNext: (0..<rng.below(2)).map { _ in rng.u64() },
-                  autoLeave: rng.below(2) == 0)
+        ConfState(voters: (0..<rng.int(below: 4)).map { _ in rng.u64() }, learners: (0..<rng.int(below: 3)).map { _ in rng.u64() },
+                  votersOutgoing: (0..<rng.int(below: 3)).map { _ in rng.u64() }, learnersNext: (0..<rng.int(below: 2)).map { _ in rng.u64() },
+                  autoLeave: rng.int(below: 2) == 0)
     }
 
     static func randomSnapshot(_ rng: inout SplitMix64) -> Snapshot {
-        Snapshot(data: rng.bytes(rng.below(4)),
+        Snapshot(data: rng.bytes(rng.int(below: 4)),
                  metadata: SnapshotMetadata(confState: randomConfState(&rng), index: rng.u64() | 1, term: rng.u64()))
     }
 
     static func randomMessage(_ rng: inout SplitMix64) -> Message {
-        Message(type: rng.pick(MessageType.allCases), to: rng.u64(), from: rng.u64(), term: rng.u64(), logTerm: rng.u64(),
-                index: rng.u64(), entries: (0..<rng.below(3)).map { _ in randomEntry(&rng) }, commit: rng.u64(),
-                snapshot: rng.below(3) == 0 ? randomSnapshot(&rng) : nil, reject: rng.below(2) == 0,
-                rejectHint: rng.u64(), context: rng.bytes(rng.below(3)))
+        Message(type: rng.element(of: MessageType.allCases), to: rng.u64(), from: rng.u64(), term: rng.u64(), logTerm: rng.u64(),
+                index: rng.u64(), entries: (0..<rng.int(below: 3)).map { _ in randomEntry(&rng) }, commit: rng.u64(),
+                snapshot: rng.int(below: 3) == 0 ? randomSnapshot(&rng) : nil, reject: rng.int(below: 2) == 0,
+                rejectHint: rng.u64(), context: rng.bytes(rng.int(below: 3)))
     }
 
     static func randomConfChangeV2(_ rng: inout SplitMix64) -> ConfChangeV2 {
-        ConfChangeV2(transition: rng.pick(ConfChangeTransition.allCases),
-                     changes: (0..<rng.below(4)).map { _ in ConfChangeSingle(type: rng.pick(ConfChangeType.allCases), nodeID: rng.u64()) },
-                     context: rng.bytes(rng.below(3)))
+        ConfChangeV2(transition: rng.element(of: ConfChangeTransition.allCases),
+                     changes: (0..<rng.int(below: 4)).map { _ in ConfChangeSingle(type: rng.element(of: ConfChangeType.allCases), nodeID: rng.u64()) },
+                     context: rng.bytes(rng.int(below: 3)))
     }
 
     @Test func randomAndMutatedInputsNeverTrap() throws {
@@ -812,9 +817,9 @@ func decoder(for kind: String) -> (([UInt8]) throws(ProtobufDecodingError) -> Vo
         add(Self.fuzzMutations((0..<seeds).map { _ in Self.randomConfState(&rng) }, perSeed: perSeed, rng: &rng, failures: &failures), to: &mutated)
         add(Self.fuzzMutations((0..<seeds).map { _ in Self.randomSnapshot(&rng).metadata }, perSeed: perSeed, rng: &rng, failures: &failures), to: &mutated)
         add(Self.fuzzMutations((0..<seeds).map { _ in Self.randomSnapshot(&rng) }, perSeed: perSeed, rng: &rng, failures: &failures), to: &mutated)
-        add(Self.fuzzMutations((0..<seeds).map { _ in ConfChange(id: rng.u64(), type: rng.pick(ConfChangeType.allCases), nodeID: rng.u64(), context: rng.bytes(rng.below(4))) },
+        add(Self.fuzzMutations((0..<seeds).map { _ in ConfChange(id: rng.u64(), type: rng.element(of: ConfChangeType.allCases), nodeID: rng.u64(), context: rng.bytes(rng.int(below: 4))) },
                                perSeed: perSeed, rng: &rng, failures: &failures), to: &mutated)
-        add(Self.fuzzMutations((0..<seeds).map { _ in ConfChangeSingle(type: rng.pick(ConfChangeType.allCases), nodeID: rng.u64()) },
+        add(Self.fuzzMutations((0..<seeds).map { _ in ConfChangeSingle(type: rng.element(of: ConfChangeType.allCases), nodeID: rng.u64()) },
                                perSeed: perSeed, rng: &rng, failures: &failures), to: &mutated)
         add(Self.fuzzMutations((0..<seeds).map { _ in Self.randomConfChangeV2(&rng) }, perSeed: perSeed, rng: &rng, failures: &failures), to: &mutated)
         for vector in try loadVectors() {
