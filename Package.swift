@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "RaftTestKit", targets: ["RaftTestKit"]),
+        .library(name: "RaftNIO", targets: ["RaftNIO"]),
         .library(name: "FlotillaKV", targets: ["FlotillaKV"]),
         .executable(name: "flotilla", targets: ["flotilla"]),
     ],
@@ -29,6 +30,16 @@ let package = Package(
             dependencies: [.product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "RaftTestKit", dependencies: ["Raft"], exclude: ["README.md"]),
+        // The peer transport (Docs/TRANSPORT.md): SwiftNIO sockets, no Foundation.
+        .target(
+            name: "RaftNIO",
+            dependencies: [
+                "Raft",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "FlotillaKV",
             dependencies: [
@@ -48,6 +59,17 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftTestKit"], exclude: ["Vectors"]),
+        .testTarget(
+            name: "RaftNIOTests",
+            dependencies: [
+                "RaftNIO",
+                "Raft",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "FlotillaKVTests",
             dependencies: [

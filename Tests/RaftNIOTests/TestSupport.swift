@@ -1,0 +1,59 @@
+import Logging
+import Synchronization
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A mutex-protected value for test bookkeeping across tasks and event loops.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+}
+
+extension Logger {
+    /// Refusals are logged at warning by design; the tests assert on behaviour, not log lines.
+    static var quiet: Logger {
+        var logger = Logger(label: "raftnio.test", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger.logLevel = .critical
+        return logger
+    }
+}
+
+/// Collects an `AsyncStream` in the background so tests can wait for what they expect, with a
+/// deadline, instead of sleeping and hoping.
+final class Collector<Element: Sendable>: Sendable {
+    let items: Locked<[Element]>
+    private let task: Task<Void, Never>
+
+    init(_ stream: AsyncStream<Element>) {
+        let items = Locked<[Element]>([])
+        self.items = items
+        task = Task {
+            for await item in stream { items.withLock { $0.append(item) } }
+        }
+    }
+
+    var snapshot: [Element] { items.withLock { $0 } }
+
+    /// Waits until `predicate` holds for what has arrived so far; throws after `timeout`.
+    @discardableResult
+    func wait(
+        timeout: Duration = .seconds(20), _ what: String = "the expected items",
+        until predicate: ([Element]) -> Bool
+    ) async throws -> [Element] {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let current = snapshot
+            if predicate(current) { return current }
+            guard ContinuousClock.now < deadline else {
+                throw TestFailure("timed out waiting for \(what); have \(current.count) items")
+            }
+            try await Task.sleep(for: .milliseconds(5))  // a poll interval, not a correctness assumption
+        }
+    }
+
+    func cancel() { task.cancel() }
+}
