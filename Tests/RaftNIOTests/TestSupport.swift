@@ -57,3 +57,19 @@ final class Collector<Element: Sendable>: Sendable {
 
     func cancel() { task.cancel() }
 }
+
+/// Keeps every log line, to check that refusals say why.
+struct CapturingLogHandler: LogHandler {
+    let lines: Locked<[(Logger.Level, String)]>
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        lines.withLock { $0.append((event.level, "\(event.message)")) }
+    }
+}

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOEmbedded
 import Raft
@@ -120,13 +121,15 @@ struct InboundStreamHandlerTests {
         let messages = Locked<[Message]>([])
     }
 
-    func makeChannel(delivered: Delivered, maxSnapshotSize: Int = 1 << 20) throws -> EmbeddedChannel {
+    func makeChannel(
+        delivered: Delivered, maxSnapshotSize: Int = 1 << 20, logger: Logger = .quiet
+    ) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandlers([
             ByteToMessageHandler(WireDecoder(maxFrameSize: 1024, expectsPreamble: true)),
             MessageToByteHandler(FrameEncoder()),
             InboundStreamHandler(
-                clusterID: 7, localID: 1, maxSnapshotSize: maxSnapshotSize, logger: .quiet,
+                clusterID: 7, localID: 1, maxSnapshotSize: maxSnapshotSize, logger: logger,
                 deliver: { message in delivered.messages.withLock { $0.append(message) } }),
         ])
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
@@ -157,7 +160,9 @@ struct InboundStreamHandlerTests {
     ])
     func badStreamsAreClosedWithoutDelivering(_ case: String) throws {
         let delivered = Delivered()
-        let channel = try makeChannel(delivered: delivered)
+        let lines = Locked<[(Logger.Level, String)]>([])
+        let logger = Logger(label: "test", factory: { _ in CapturingLogHandler(lines: lines) })
+        let channel = try makeChannel(delivered: delivered, logger: logger)
         var preamble = Preamble(kind: .messages, clusterID: 7, from: 2, to: 1)
         var payload = ByteBuffer()
         switch `case` {
@@ -182,6 +187,11 @@ struct InboundStreamHandlerTests {
         _ = try? channel.writeInbound(all)
         #expect(delivered.messages.withLock { $0 }.isEmpty)
         #expect(!channel.isActive)
+        // One warning, saying why.
+        let warnings = lines.withLock { $0 }.filter { $0.0 == .warning }.map(\.1)
+        #expect(warnings.count == 1)
+        #expect(warnings.first?.hasPrefix("refusing peer connection: ") == true)
+        if `case` == "other cluster" { #expect(warnings.first?.contains("another cluster") == true) }
     }
 
     @Test(.timeLimit(.minutes(1)))

@@ -1,0 +1,237 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Raft
+import Synchronization
+
+/// The peer transport of one raft node (Docs/TRANSPORT.md).
+///
+/// A `final class` that is `Sendable` rather than an actor: `send` is called from the Ready
+/// loop on every iteration and must not hop or suspend, so it takes a lock, appends to the
+/// peers' bounded queues and returns; the network work happens on the event loops. Everything
+/// received comes out of `messages`, in arrival order per connection; what raft must hear about
+/// its sends comes out of `events`.
+///
+/// ```swift
+/// let transport = RaftTransport(configuration: config, eventLoopGroup: group, logger: logger)
+/// let port = try await transport.start()
+/// transport.addPeer(id: 2, address: TransportAddress(host: "10.0.0.2", port: 2380))
+/// transport.send(ready.messages)                                 // never blocks
+/// for await message in transport.messages { try await node.step(message) }
+/// for await event in transport.events {                          // in another task
+///     switch event {
+///     case .unreachable(let id): try await node.reportUnreachable(id)
+///     case .snapshot(let id, let status): try await node.reportSnapshot(id, status: status)
+///     }
+/// }
+/// await transport.shutdown()
+/// ```
+public final class RaftTransport: Sendable {
+    public let configuration: RaftTransportConfiguration
+    /// Messages received from peers. Unbounded: the runtime is expected to step them as they
+    /// come (raft tolerates loss, not a stalled transport). Finishes on `shutdown()`.
+    public let messages: AsyncStream<Message>
+    /// Feedback for `reportUnreachable` / `reportSnapshot`. Finishes on `shutdown()`.
+    public let events: AsyncStream<TransportEvent>
+
+    private let messageContinuation: AsyncStream<Message>.Continuation
+    private let eventContinuation: AsyncStream<TransportEvent>.Continuation
+    private let context: TransportContext
+    private let state = Mutex(State())
+
+    private struct State {
+        enum Lifecycle {
+            case initial
+            case starting
+            case running(listener: any Channel)
+            case shutDown
+        }
+
+        var lifecycle: Lifecycle = .initial
+        var peers: [UInt64: PeerStream] = [:]
+        var addresses: [UInt64: TransportAddress] = [:]
+        var snapshotTasks: [UInt64: Task<Void, Never>] = [:]
+        var nextSnapshotTask: UInt64 = 0
+    }
+
+    /// A transport error the caller can act on.
+    public struct LifecycleError: Error, Hashable, Sendable, CustomStringConvertible {
+        public let description: String
+    }
+
+    public init(configuration: RaftTransportConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+        self.configuration = configuration
+        (messages, messageContinuation) = AsyncStream.makeStream(of: Message.self)
+        (events, eventContinuation) = AsyncStream.makeStream(of: TransportEvent.self)
+        var logger = logger
+        logger[metadataKey: "raft.node"] = "\(hex(configuration.localID))"
+        let eventContinuation = eventContinuation
+        context = TransportContext(
+            configuration: configuration, group: eventLoopGroup, logger: logger, registry: ChannelRegistry(),
+            report: { eventContinuation.yield($0) })
+    }
+
+    /// Binds the listener and returns the port it is bound to (useful with port 0).
+    public func start() async throws -> Int {
+        try state.withLock { state in
+            guard case .initial = state.lifecycle else {
+                throw LifecycleError(description: "RaftTransport.start() called twice or after shutdown()")
+            }
+            state.lifecycle = .starting
+        }
+        let configuration = context.configuration
+        let registry = context.registry
+        let logger = context.logger
+        let deliver: @Sendable (Message) -> Void = { [messageContinuation] in messageContinuation.yield($0) }
+        let listener: any Channel
+        do {
+            listener = try await ServerBootstrap(group: context.group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        guard registry.register(channel) else { return }  // shutting down
+                        let pipeline = channel.pipeline.syncOperations
+                        try pipeline.addHandler(ByteToMessageHandler(
+                            WireDecoder(maxFrameSize: configuration.maxFrameSize, expectsPreamble: true)))
+                        try pipeline.addHandler(MessageToByteHandler(FrameEncoder()))
+                        try pipeline.addHandler(InboundStreamHandler(
+                            clusterID: configuration.clusterID, localID: configuration.localID,
+                            maxSnapshotSize: configuration.maxSnapshotSize, logger: logger, deliver: deliver))
+                    }
+                }
+                .bind(host: configuration.listenAddress.host, port: configuration.listenAddress.port)
+                .get()
+        } catch {
+            state.withLock { $0.lifecycle = .initial }
+            throw error
+        }
+        let stillWanted = state.withLock { state in
+            guard case .starting = state.lifecycle else { return false }
+            state.lifecycle = .running(listener: listener)
+            return true
+        }
+        guard stillWanted else {  // shut down while binding
+            try? await listener.close()
+            throw LifecycleError(description: "RaftTransport was shut down while starting")
+        }
+        let port = listener.localAddress?.port ?? configuration.listenAddress.port
+        logger.info("raft transport listening", metadata: ["address": "\(configuration.listenAddress.host):\(port)"])
+        return port
+    }
+
+    /// The port the listener is bound to, once started.
+    public var localPort: Int? {
+        state.withLock { state in
+            if case .running(let listener) = state.lifecycle { return listener.localAddress?.port }
+            return nil
+        }
+    }
+
+    /// Makes `id` reachable at `address`. Adding a known peer updates its address.
+    public func addPeer(id: UInt64, address: TransportAddress) {
+        let existing: PeerStream? = state.withLock { state in
+            if case .shutDown = state.lifecycle { return nil }
+            state.addresses[id] = address
+            if let stream = state.peers[id] { return stream }
+            state.peers[id] = PeerStream(peerID: id, address: address, context: context)
+            return nil
+        }
+        existing?.updateAddress(address)
+    }
+
+    /// The peer moved: its stream reconnects to the new address.
+    public func updatePeer(id: UInt64, address: TransportAddress) {
+        addPeer(id: id, address: address)
+    }
+
+    /// Forgets `id`: its queue is dropped and its stream closed. Snapshots already streaming
+    /// to it run to their end.
+    public func removePeer(id: UInt64) {
+        let stream = state.withLock { state in
+            state.addresses[id] = nil
+            return state.peers.removeValue(forKey: id)
+        }
+        stream?.close()
+    }
+
+    /// Queues `messages` for their peers (`message.to`) and returns at once.
+    ///
+    /// A peer whose queue is full has the excess dropped and one `.unreachable` reported. A
+    /// `.snapshot` message is streamed on its own connection and reported as `.snapshot(to,
+    /// .finish/.failure)`. Messages to unknown peers, or too large for a frame, are dropped
+    /// and logged (the latter also reported `.unreachable`).
+    public func send(_ messages: [Message]) {
+        guard !messages.isEmpty else { return }
+        // Group by peer, keeping each peer's order, so each peer takes its lock once per call.
+        var byPeer: [UInt64: [Message]] = [:]
+        var tooLarge: Set<UInt64> = []
+        for message in messages {
+            if message.type == .snapshot {
+                sendSnapshot(message)
+            } else if message.frameLength > configuration.maxFrameSize {
+                context.logger.error("dropping a message too large for one frame", metadata: [
+                    "peer": "\(hex(message.to))", "type": "\(message.type)",
+                    "bytes": "\(message.serializedSize)", "maxFrameSize": "\(configuration.maxFrameSize)",
+                ])
+                tooLarge.insert(message.to)
+            } else {
+                byPeer[message.to, default: []].append(message)
+            }
+        }
+        let streams = state.withLock { state in byPeer.keys.map { ($0, state.peers[$0]) } }
+        for (peer, stream) in streams {
+            guard let stream else {
+                context.logger.debug("dropping messages to an unknown peer", metadata: ["peer": "\(hex(peer))"])
+                continue
+            }
+            if stream.send(byPeer[peer]!) > 0 { tooLarge.insert(peer) }
+        }
+        for peer in tooLarge { context.report(.unreachable(peer)) }
+    }
+
+    private func sendSnapshot(_ message: Message) {
+        let peer = message.to
+        let context = context
+        state.withLock { state in
+            guard let address = state.addresses[peer], case .running = state.lifecycle else {
+                context.logger.warning("cannot send a snapshot to an unknown peer", metadata: ["peer": "\(hex(peer))"])
+                context.report(.unreachable(peer))
+                context.report(.snapshot(peer, .failure))
+                return
+            }
+            let taskID = state.nextSnapshotTask
+            state.nextSnapshotTask += 1
+            state.snapshotTasks[taskID] = Task {
+                let status = await SnapshotSender(peerID: peer, address: address, context: context).send(message)
+                if status == .failure { context.report(.unreachable(peer)) }  // as etcd does
+                context.report(.snapshot(peer, status))
+                _ = self.state.withLock { $0.snapshotTasks.removeValue(forKey: taskID) }
+            }
+        }
+    }
+
+    /// Stops accepting, closes every connection, cancels snapshot streams, and finishes
+    /// `messages` and `events`. Idempotent. The event loop group stays the caller's.
+    public func shutdown() async {
+        let (listener, peers, tasks) = state.withLock { state -> ((any Channel)?, [PeerStream], [Task<Void, Never>]) in
+            var listener: (any Channel)?
+            if case .running(let channel) = state.lifecycle { listener = channel }
+            state.lifecycle = .shutDown
+            defer {
+                state.peers.removeAll()
+                state.snapshotTasks.removeAll()
+            }
+            return (listener, Array(state.peers.values), Array(state.snapshotTasks.values))
+        }
+        // Finish the streams first: what the closing connections report is of no use to anyone.
+        eventContinuation.finish()
+        try? await listener?.close()
+        for peer in peers { peer.close() }
+        for task in tasks { task.cancel() }
+        try? await context.registry.closeAll(eventLoop: context.group.next()).get()
+        for task in tasks { await task.value }
+        messageContinuation.finish()
+        context.logger.debug("raft transport shut down")
+    }
+}
