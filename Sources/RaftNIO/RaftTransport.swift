@@ -97,7 +97,8 @@ public final class RaftTransport: Sendable {
                         try pipeline.addHandler(MessageToByteHandler(FrameEncoder()))
                         try pipeline.addHandler(InboundStreamHandler(
                             clusterID: configuration.clusterID, localID: configuration.localID,
-                            maxSnapshotSize: configuration.maxSnapshotSize, logger: logger, deliver: deliver))
+                            maxSnapshotSize: configuration.maxSnapshotSize,
+                            handshakeTimeout: configuration.handshakeTimeout, logger: logger, deliver: deliver))
                     }
                 }
                 .bind(host: configuration.listenAddress.host, port: configuration.listenAddress.port)

@@ -42,6 +42,8 @@ public struct RaftTransportConfiguration: Sendable {
     public var backoffMax: TimeAmount
     /// How long a dial may take before it counts as failed.
     public var connectTimeout: TimeAmount
+    /// How long an accepted connection may take to send its preamble before it is refused.
+    public var handshakeTimeout: TimeAmount
     /// How long a snapshot sender waits for the receiver's acknowledgement after the last chunk.
     public var snapshotAckTimeout: TimeAmount
     /// The jitter source for reconnection delays (inject a fixed one in tests).
@@ -57,6 +59,7 @@ public struct RaftTransportConfiguration: Sendable {
         backoffMin: TimeAmount = .milliseconds(100),
         backoffMax: TimeAmount = .seconds(5),
         connectTimeout: TimeAmount = .seconds(3),
+        handshakeTimeout: TimeAmount = .seconds(10),
         snapshotAckTimeout: TimeAmount = .seconds(30),
         jitter: Jitter = .random
     ) {
@@ -71,6 +74,7 @@ public struct RaftTransportConfiguration: Sendable {
         self.backoffMin = backoffMin
         self.backoffMax = backoffMax
         self.connectTimeout = connectTimeout
+        self.handshakeTimeout = handshakeTimeout
         self.snapshotAckTimeout = snapshotAckTimeout
         self.jitter = jitter
     }

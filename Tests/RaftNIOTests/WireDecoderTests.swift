@@ -129,7 +129,8 @@ struct InboundStreamHandlerTests {
             ByteToMessageHandler(WireDecoder(maxFrameSize: 1024, expectsPreamble: true)),
             MessageToByteHandler(FrameEncoder()),
             InboundStreamHandler(
-                clusterID: 7, localID: 1, maxSnapshotSize: maxSnapshotSize, logger: logger,
+                clusterID: 7, localID: 1, maxSnapshotSize: maxSnapshotSize, handshakeTimeout: .seconds(10),
+                logger: logger,
                 deliver: { message in delivered.messages.withLock { $0.append(message) } }),
         ])
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
@@ -192,6 +193,26 @@ struct InboundStreamHandlerTests {
         #expect(warnings.count == 1)
         #expect(warnings.first?.hasPrefix("refusing peer connection: ") == true)
         if `case` == "other cluster" { #expect(warnings.first?.contains("another cluster") == true) }
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func silentConnectionIsRefusedAfterTheHandshakeTimeout() throws {
+        let channel = try makeChannel(delivered: Delivered())
+        var partial = ByteBuffer()
+        Preamble(kind: .messages, clusterID: 7, from: 2, to: 1).write(to: &partial)
+        try channel.writeInbound(partial.readSlice(length: 20)!)  // a stalled preamble
+        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+
+        // A connection that did say who it is may stay quiet for as long as it likes.
+        let quiet = try makeChannel(delivered: Delivered())
+        var preamble = ByteBuffer()
+        Preamble(kind: .messages, clusterID: 7, from: 2, to: 1).write(to: &preamble)
+        try quiet.writeInbound(preamble)
+        quiet.embeddedEventLoop.advanceTime(by: .seconds(60))
+        #expect(quiet.isActive)
     }
 
     @Test(.timeLimit(.minutes(1)))

@@ -11,20 +11,34 @@ final class InboundStreamHandler: ChannelInboundHandler {
     private var stateMachine: InboundStreamStateMachine
     private let deliver: @Sendable (Message) -> Void
     private var logger: Logger
+    private let handshakeTimeout: TimeAmount
+    private var handshakeTimer: Scheduled<Void>?
 
     init(
-        clusterID: UInt64, localID: UInt64, maxSnapshotSize: Int, logger: Logger,
+        clusterID: UInt64, localID: UInt64, maxSnapshotSize: Int, handshakeTimeout: TimeAmount, logger: Logger,
         deliver: @escaping @Sendable (Message) -> Void
     ) {
         self.stateMachine = InboundStreamStateMachine(
             clusterID: clusterID, localID: localID, maxSnapshotSize: maxSnapshotSize)
         self.deliver = deliver
         self.logger = logger
+        self.handshakeTimeout = handshakeTimeout
     }
 
     func channelActive(context: ChannelHandlerContext) {
         logger[metadataKey: "remote"] = "\(context.remoteAddress.map { "\($0)" } ?? "?")"
+        // The timer runs on this channel's loop, so the handler and context stay loop-bound.
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        handshakeTimer = context.eventLoop.scheduleTask(in: handshakeTimeout) {
+            handler.value.run(handler.value.stateMachine.handshakeTimedOut(), context: boundContext.value)
+        }
         context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        handshakeTimer?.cancel()
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -33,6 +47,7 @@ final class InboundStreamHandler: ChannelInboundHandler {
         case .preamble(let preamble):
             action = stateMachine.preambleReceived(preamble)
             if case .none = action {
+                handshakeTimer?.cancel()
                 logger[metadataKey: "peer"] = "\(hex(preamble.from))"
                 logger.debug("accepted \(preamble.kind) stream")
             }

@@ -128,6 +128,13 @@ struct InboundStreamStateMachine {
         }
     }
 
+    /// The handshake timer fired: a connection that has not said who it is by now is refused,
+    /// so strangers cannot hold sockets open for free.
+    mutating func handshakeTimedOut() -> Action {
+        guard case .awaitingPreamble = state else { return .none }
+        return refuse(.handshakeTimeout)
+    }
+
     /// The decoder or the connection failed: nothing more is delivered.
     mutating func errorCaught(_ error: TransportProtocolError) -> Action {
         if case .refused = state { return .none }

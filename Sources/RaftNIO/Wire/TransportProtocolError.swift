@@ -37,6 +37,8 @@ public struct TransportProtocolError: Error, Hashable, Sendable, CustomStringCon
         case snapshotSizeMismatch(announced: UInt64, received: UInt64)
         /// The connection ended in the middle of a preamble or frame.
         case truncated
+        /// No complete preamble within the handshake timeout (a stalled or idle stranger).
+        case handshakeTimeout
     }
 
     public let kind: Kind
@@ -77,6 +79,8 @@ public struct TransportProtocolError: Error, Hashable, Sendable, CustomStringCon
             return "snapshot announced \(announced) bytes but streamed \(received)"
         case .truncated:
             return "connection closed in the middle of a preamble or frame"
+        case .handshakeTimeout:
+            return "no preamble within the handshake timeout"
         }
     }
 }
