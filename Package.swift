@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "RaftTestKit", targets: ["RaftTestKit"]),
+        .library(name: "RaftWAL", targets: ["RaftWAL"]),
         .library(name: "FlotillaKV", targets: ["FlotillaKV"]),
         .executable(name: "flotilla", targets: ["flotilla"]),
     ],
@@ -29,6 +30,12 @@ let package = Package(
             dependencies: [.product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "RaftTestKit", dependencies: ["Raft"]),
+        // The write-ahead log and snapshot files in etcd's format, and DiskStorage. POSIX calls
+        // only (behind WALFileSystem), no Foundation.
+        .target(
+            name: "RaftWAL",
+            dependencies: ["Raft", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "FlotillaKV",
             dependencies: [
@@ -48,6 +55,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftTestKit"], exclude: ["Vectors"]),
+        .testTarget(name: "RaftWALTests", dependencies: ["RaftWAL", "Raft"], exclude: ["Vectors"]),
         .testTarget(
             name: "FlotillaKVTests",
             dependencies: [
