@@ -192,6 +192,16 @@ public final class WAL {
                             file: record.segment, offset: record.offset, index: entry.index,
                             expectedAtMost: start.index + UInt64(entries.count) + 1)
                     }
+                    // Raft's logs never go back in term (a new leader's entries carry a higher
+                    // term than those they replace): a record that does is damage.
+                    // (The first entry after the snapshot is not compared with the snapshot's
+                    // term: that term is the caller's claim, checked against the snapshot record.)
+                    let previousTerm = position == 0 ? 0 : entries[Int(position) - 1].term
+                    if entry.term < previousTerm {
+                        throw WALError.corrupt(
+                            file: record.segment, offset: record.offset,
+                            reason: "entry \(entry.index) has term \(entry.term), below the term \(previousTerm) before it")
+                    }
                     if position < UInt64(entries.count) { entries.removeSubrange(Int(position)...) }
                     entries.append(entry)
                 }

@@ -65,6 +65,8 @@ public struct WALReader {
     private var segmentPosition = -1
     private var bytes: [UInt8] = []
     private var offset = 0
+    /// Position of the next record in the current segment (0 = the first).
+    private var position = 0
 
     /// A reader of every segment in `directory`.
     public init(directory: String, fileSystem: any WALFileSystem = POSIXFileSystem()) throws(WALError) {
@@ -95,6 +97,7 @@ public struct WALReader {
             } else {
                 segmentPosition += 1
                 offset = 0
+                position = 0
                 bytes = try fileSystem.readFile(joinPath(directory, segmentName))
             }
         }
@@ -114,8 +117,11 @@ public struct WALReader {
         if field == 0 {
             // A zero length field: the rest is the preallocated space (or, after a crash, the
             // sectors of an unsynced write that never reached the disk).
-            if !isLastSegment && !allZero(start..<bytes.count) {
-                throw corrupt(start, "non-zero bytes after the end of the records of a segment that is not the last")
+            if !allZero(start..<bytes.count) {
+                if !isLastSegment {
+                    throw corrupt(start, "non-zero bytes after the end of the records of a segment that is not the last")
+                }
+                try refuseIfRecordsFollow(start, "a zero length field")
             }
             return finishSegment(at: start)
         }
@@ -157,31 +163,50 @@ public struct WALReader {
             }
             crc = computed
         }
+        let payload = try decodePayload(type, record, at: start)
         offset = extent
+        position += 1
         return WALRecordInfo(
             type: type, segment: segmentName, offset: Int64(start), length: length, padding: padding,
-            crc: record.crc, crcChecked: checked, payload: try decodePayload(type, record, at: start))
+            crc: record.crc, crcChecked: checked, payload: payload)
     }
 
+    /// Decodes a record whose CRC held and checks that it is one etcd's writer can produce
+    /// there. The CRC covers the data only, not the type: a flipped type bit passes the CRC, so
+    /// these checks are what catch it — a crc record exactly first in a segment and without
+    /// data, metadata exactly second, HardState and snapshot payloads in the canonical form
+    /// etcd writes (every field present), entries and HardStates with a term.
     private func decodePayload(_ type: WALRecordType, _ record: WALRecord, at start: Int) throws(WALError) -> WALRecordInfo.Payload {
-        // The CRC held, so a payload that does not decode was written that way: corruption
-        // (or a foreign writer), never a torn write.
+        if (type == .crc) != (position == 0) {
+            throw corrupt(start, position == 0 ? "the segment does not start with a crc record" : "a crc record inside a segment")
+        }
+        if (type == .metadata) != (position == 1) {
+            throw corrupt(start, position == 1 ? "the second record of the segment is not the metadata" : "a metadata record inside a segment")
+        }
         switch type {
         case .metadata:
             return .metadata(record.data)
         case .crc:
+            if record.hasData { throw corrupt(start, "a crc record with data") }
             return .crc(record.crc)
         case .entry:
-            do { return .entry(try Entry(serializedBytes: record.data)) } catch {
+            let entry: Entry
+            do { entry = try Entry(serializedBytes: record.data) } catch {
                 throw corrupt(start, "an entry record that does not decode (\(error))")
             }
+            if entry.term == 0 || entry.index == 0 { throw corrupt(start, "an entry record without a term or an index") }
+            // A configuration change always carries its encoded change; an empty one is a
+            // HardState read as an entry (a flipped type bit).
+            if entry.type != .normal && entry.data.isEmpty { throw corrupt(start, "a configuration-change entry without data") }
+            return .entry(entry)
         case .state:
-            do { return .state(try HardState(serializedBytes: record.data)) } catch {
-                throw corrupt(start, "a state record that does not decode (\(error))")
-            }
+            guard let state = try? HardState(serializedBytes: record.data), state.term > 0,
+                  state.serializedBytes() == record.data
+            else { throw corrupt(start, "a state record that is not a HardState as etcd writes it") }
+            return .state(state)
         case .snapshot:
-            guard let snapshot = WALSnapshot(serializedBytes: record.data) else {
-                throw corrupt(start, "a snapshot record that does not decode")
+            guard let snapshot = WALSnapshot(serializedBytes: record.data), snapshot.serializedBytes() == record.data else {
+                throw corrupt(start, "a snapshot record that is not a walpb.Snapshot as etcd writes it")
             }
             return .snapshot(snapshot)
         }
@@ -204,10 +229,47 @@ public struct WALReader {
     /// in the last segment, corruption otherwise.
     private mutating func failure(at start: Int, length: Int, padding: Int, _ reason: String) throws(WALError) -> WALRecordInfo? {
         if isLastSegment && looksTorn(at: start, length: length, padding: padding) {
+            try refuseIfRecordsFollow(start, reason)
             end = .torn(segment: segmentName, offset: Int64(start), reason: reason)
             return nil
         }
         throw corrupt(start, reason)
+    }
+
+    /// A torn write ends the log; intact records after it mean it was not the end. They can
+    /// be the rest of a write that a power failure cut out of order (sectors reach the disk in
+    /// any order before a sync), or acknowledged records after damage — which cannot be told
+    /// apart, so this refuses rather than risk dropping acknowledged records (etcd truncates).
+    private func refuseIfRecordsFollow(_ start: Int, _ reason: String) throws(WALError) {
+        if let later = chainedRecords(from: start + 8) {
+            throw corrupt(start, "\(reason), yet intact records follow at offset \(later) (acknowledged records may be damaged; if the machine lost power during a write they are the unsynced rest of it)")
+        }
+    }
+
+    /// The offset of the first pair of intact records at or after `from`: each framed
+    /// correctly, the second's CRC chaining from the first's.
+    private func chainedRecords(from: Int) -> Int? {
+        var candidate = (from + 7) / 8 * 8  // every record starts 8-aligned
+        while candidate + 8 <= bytes.count {
+            if let (first, next) = frame(at: candidate), let (second, _) = frame(at: next),
+               second.type != WALRecordType.crc.rawValue,
+               CRC32C.update(first.crc, with: second.data) == second.crc {
+                return candidate
+            }
+            candidate += 8
+        }
+        return nil
+    }
+
+    /// The record framed at `start` and the offset after it, if the framing holds.
+    private func frame(at start: Int) -> (WALRecord, Int)? {
+        guard start + 8 <= bytes.count else { return nil }
+        let field = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: start, as: UInt64.self)) }
+        guard field != 0, let (length, padding) = WALRecord.decodeLengthField(field),
+              start + 8 + length + padding <= bytes.count,
+              let record = WALRecord.decode(bytes, start + 8..<start + 8 + length)
+        else { return nil }
+        return (record, start + 8 + length + padding)
     }
 
     /// Whether the damaged record at `start` is what a crash during an unsynced write leaves.

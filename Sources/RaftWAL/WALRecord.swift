@@ -36,6 +36,8 @@ struct WALRecord: Equatable {
     var type: Int64
     var crc: UInt32
     var data: [UInt8]
+    /// Whether field 3 was present (a crc record has none).
+    var hasData = false
 
     /// The largest record the reader accepts; guards against a damaged length field asking for
     /// a huge allocation. (etcd 3.5 uses 10 MB for its limit; snapshots are not in the WAL.)
@@ -106,6 +108,7 @@ struct WALRecord: Equatable {
             case (3, 2):
                 guard let r = scanner.lengthDelimited() else { return nil }
                 record.data = Array(bytes[r])
+                record.hasData = true
             default:
                 guard scanner.skip(wireType: wireType) else { return nil }
             }

@@ -63,6 +63,17 @@ final class SimulatedFileSystem: WALFileSystem {
         state.withLock { $0.faults.append(Fault(operation: operation, pathContains: pathContains, errno: errno, skip: skip)) }
     }
 
+    /// An independent copy (no open files): to run many fault cases from one prepared state.
+    func clone() -> SimulatedFileSystem {
+        let copy = SimulatedFileSystem()
+        var snapshot = state.withLock { $0 }
+        snapshot.handles = [:]
+        snapshot.faults = []
+        snapshot.lastWrite = nil
+        copy.state.withLock { $0 = snapshot }
+        return copy
+    }
+
     func count(_ operation: Operation) -> Int { state.withLock { $0.counts[operation, default: 0] } }
 
     var lastWriteSize: Int { state.withLock { $0.lastWrite?.size ?? 0 } }
@@ -120,7 +131,7 @@ final class SimulatedFileSystem: WALFileSystem {
 
     private func check(_ s: inout State, _ operation: Operation, _ path: String) throws(WALError) {
         s.counts[operation, default: 0] += 1
-        if let i = s.faults.firstIndex(where: { $0.operation == operation && path.contains($0.pathContains) }) {
+        if let i = s.faults.firstIndex(where: { $0.operation == operation && ($0.pathContains.isEmpty || path.contains($0.pathContains)) }) {
             if s.faults[i].skip > 0 {
                 s.faults[i].skip -= 1
                 return
