@@ -121,7 +121,11 @@ public struct WALReader {
                 if !isLastSegment {
                     throw corrupt(start, "non-zero bytes after the end of the records of a segment that is not the last")
                 }
+                // Sectors of an interrupted write landed after one that did not: a torn
+                // tail, to be zeroed by the repair so that it can never be read as records.
                 try refuseIfRecordsFollow(start, "a zero length field")
+                end = .torn(segment: segmentName, offset: Int64(start), reason: "a zero length field with the rest of an interrupted write after it")
+                return nil
             }
             return finishSegment(at: start)
         }

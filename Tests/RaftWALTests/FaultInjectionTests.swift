@@ -153,6 +153,39 @@ import Testing
         _ = recovered
     }
 
+    /// Bytes of an interrupted write after a zero length field (its first sector never
+    /// landed): a torn tail. The repair zeroes them, so records appended later are not
+    /// followed by stale bytes — even when the stale bytes start exactly where they end.
+    @Test func staleBytesAfterTheTailAreZeroed() throws {
+        let (base, wal, workload) = try prepared(saves: 6, segmentSize: 64 * 1024)
+        try wal.close()
+        var reader = try WALReader(directory: Self.directory, fileSystem: base)
+        while try reader.next() != nil {}
+        let end = Int(reader.end!.offset)
+        var more = workload
+        let (state, batch) = more.next()
+        // How long the next save's write is, so the stale bytes can sit right behind it.
+        let probe = base.clone()
+        let probeWAL = try WAL.open(directory: Self.directory, at: WALSnapshot(), fileSystem: probe, segmentSize: 64 * 1024)
+        _ = try probeWAL.readAll()
+        try probeWAL.save(hardState: state, entries: batch)
+        let length = probe.lastWriteSize
+
+        let segment = Self.directory + "/0000000000000000-0000000000000000.wal"
+        var bytes = base.contents(segment)!
+        // A plausible-looking length field and garbage: what half of an old write leaves.
+        let stale: [UInt8] = [0x20, 0, 0, 0, 0, 0, 0, 0x80] + [UInt8](repeating: 0xEE, count: 40)
+        bytes.replaceSubrange(end + length..<end + length + stale.count, with: stale)
+        base.setContents(segment, bytes)
+
+        let (recoveredState, entries, reopened) = try recover(base, segmentSize: 64 * 1024)
+        #expect(entries == workload.model.entries && recoveredState == workload.model.hardState)
+        try reopened.save(hardState: state, entries: batch)
+        try reopened.close()
+        let (finalState, finalEntries, _) = try recover(base, segmentSize: 64 * 1024)
+        #expect(finalEntries == more.model.entries && finalState == more.model.hardState)
+    }
+
     /// One bit flipped in every record of every segment, at several places in each (length
     /// field, type, CRC field, payload, padding): the open refuses, naming the file and offset.
     @Test func bitFlipInEveryRecordIsRefused() throws {
