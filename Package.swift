@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "RaftTestKit", targets: ["RaftTestKit"]),
+        .library(name: "RaftWAL", targets: ["RaftWAL"]),
         .library(name: "RaftNIO", targets: ["RaftNIO"]),
         .library(name: "FlotillaKV", targets: ["FlotillaKV"]),
         .executable(name: "flotilla", targets: ["flotilla"]),
@@ -30,6 +31,12 @@ let package = Package(
             dependencies: [.product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "RaftTestKit", dependencies: ["Raft"], exclude: ["README.md"]),
+        // The write-ahead log and snapshot files in etcd's format, and DiskStorage. POSIX calls
+        // only (behind WALFileSystem), no Foundation.
+        .target(
+            name: "RaftWAL",
+            dependencies: ["Raft", .product(name: "Logging", package: "swift-log")]
+        ),
         // The peer transport (Docs/TRANSPORT.md): SwiftNIO sockets, no Foundation.
         .target(
             name: "RaftNIO",
@@ -59,6 +66,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftTestKit"], exclude: ["Vectors"]),
+        .testTarget(name: "RaftWALTests", dependencies: ["RaftWAL", "Raft"], exclude: ["Vectors"]),
         .testTarget(
             name: "RaftNIOTests",
             dependencies: [

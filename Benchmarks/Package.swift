@@ -40,6 +40,16 @@ let package = Package(
             path: "RaftCodecBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
+        .executableTarget(
+            name: "RaftWALBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "Raft", package: "Flotilla"),
+                .product(name: "RaftWAL", package: "Flotilla"),
+            ],
+            path: "RaftWALBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

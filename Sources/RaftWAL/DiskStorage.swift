@@ -1,0 +1,196 @@
+import Logging
+import Raft
+import Synchronization
+
+/// Options of `DiskStorage`.
+public struct DiskStorageOptions: Sendable {
+    /// WAL segments are cut past this size (etcd: 64 MiB).
+    public var segmentSize: Int64
+    /// Snapshot files kept (etcd's `--max-snapshots`, 5).
+    public var snapshotsToKeep: Int
+    /// WAL segments kept at least, even when a snapshot covers them (etcd's `--max-wals`, 5).
+    public var segmentsToKeep: Int
+
+    public init(segmentSize: Int64 = WAL.defaultSegmentSize, snapshotsToKeep: Int = 5, segmentsToKeep: Int = 5) {
+        self.segmentSize = segmentSize
+        self.snapshotsToKeep = snapshotsToKeep
+        self.segmentsToKeep = segmentsToKeep
+    }
+}
+
+/// A `Storage` that survives restarts: the WAL and the snapshot files of a data directory
+/// (`<directory>/wal`, `<directory>/snap`, etcd's layout), with the log also kept in memory
+/// (a `MemoryStorage`) for raft's reads. Thread-safe like `MemoryStorage`: raft reads while
+/// the application writes; writes are serialised among themselves.
+///
+/// Opening recovers the newest snapshot the WAL recorded (a damaged snapshot file is renamed
+/// `.broken` and an older one used), then the HardState and the entries after the snapshot.
+/// `isNew` says whether there was nothing to recover (then bootstrap the node).
+///
+/// The order a driver follows for each `Ready` (etcd's raftexample):
+///
+///  1. `try storage.save(ready)`: a snapshot first (its file, then its WAL record, synced),
+///     then the HardState and the entries in one WAL write with one fdatasync when
+///     `ready.mustSync`, then the in-memory log. When it returns, they are durable.
+///  2. Send `ready.messages` (a leader may send before step 1, thesis §10.2.1; a follower
+///     must not: its acknowledgements promise what step 1 made durable).
+///  3. If `ready.snapshot` is set, restore the state machine from it.
+///  4. Apply `ready.committedEntries`.
+///  5. `advance(ready)`.
+///
+/// Now and then, after applying: `createSnapshot(index: applied, confState:, data:)` (writes the
+/// snapshot file and its WAL record, then purges old snapshot files and the WAL segments no
+/// kept snapshot needs), then `compact(_:)` at or below `applied` (etcd keeps 5000 entries for
+/// slow followers). Any error thrown by a write is fatal: stop the node and restart it; it
+/// recovers from what reached the disk.
+public final class DiskStorage: Storage, Sendable {
+    public let directory: String
+    /// The metadata the WAL was created with (the application's: cluster and node ids…).
+    public let metadata: [UInt8]
+    /// True when the directory held no WAL: a new node, to bootstrap.
+    public let isNew: Bool
+    public let options: DiskStorageOptions
+
+    private let memory: MemoryStorage
+    private let writer: Mutex<Writer>
+    private let logger: Logger
+
+    struct Writer: ~Copyable {
+        var wal: WAL
+        let snapshots: SnapshotFiles
+    }
+
+    /// Opens the data directory (creating it, and a WAL with `metadata`, when absent).
+    public init(
+        directory: String, metadata: [UInt8] = [], options: DiskStorageOptions = DiskStorageOptions(),
+        fileSystem: any WALFileSystem = POSIXFileSystem(),
+        logger: Logger = Logger(label: "raft.storage", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) throws {
+        self.directory = directory
+        self.options = options
+        self.logger = logger
+        for path in [directory, joinPath(directory, "snap")] where !fileSystem.exists(path) {
+            try fileSystem.makeDirectory(path)
+            try fileSystem.syncDirectory(parentDirectory(of: path))
+        }
+        let walDirectory = joinPath(directory, "wal")
+        let snapshots = SnapshotFiles(directory: joinPath(directory, "snap"), fileSystem: fileSystem, logger: logger)
+        let memory = MemoryStorage()
+        let wal: WAL
+        if !WAL.exists(directory: walDirectory, fileSystem: fileSystem) {
+            wal = try WAL.create(
+                directory: walDirectory, metadata: metadata, fileSystem: fileSystem,
+                segmentSize: options.segmentSize, logger: logger)
+            self.metadata = metadata
+            isNew = true
+        } else {
+            // The newest snapshot that the WAL recorded (and that was committed): a snapshot
+            // file without its WAL record is one whose save did not finish.
+            let recorded = try WAL.validSnapshots(directory: walDirectory, fileSystem: fileSystem)
+            let snapshot = try snapshots.loadNewest(available: recorded)
+            let start = snapshot.map { WALSnapshot(index: $0.metadata.index, term: $0.metadata.term) } ?? WALSnapshot()
+            wal = try WAL.open(
+                directory: walDirectory, at: start, fileSystem: fileSystem,
+                segmentSize: options.segmentSize, logger: logger)
+            let (metadata, hardState, entries) = try wal.readAll()
+            if let snapshot { try memory.applySnapshot(snapshot) }
+            try memory.setHardState(hardState)
+            try memory.append(entries)
+            self.metadata = metadata
+            isNew = false
+            logger.info("recovered raft storage", metadata: [
+                "snapshot": "\(start)", "entries": "\(entries.count)", "hardState": "\(hardState)",
+            ])
+        }
+        self.memory = memory
+        writer = Mutex(Writer(wal: wal, snapshots: snapshots))
+    }
+
+    // MARK: Writing (the Ready loop)
+
+    /// Persists what a `Ready` asks to persist, in etcd's order (see the type's documentation):
+    /// its snapshot, then its HardState and entries. Returns once they are durable.
+    public func save(_ ready: Ready) throws {
+        if let snapshot = ready.snapshot, !snapshot.isEmpty { try saveSnapshot(snapshot) }
+        try append(hardState: ready.hardState, entries: ready.entries)
+    }
+
+    /// Appends `entries` and sets `hardState` (nil: unchanged): the WAL first — one write, one
+    /// fdatasync unless etcd's MustSync rule says none is needed — then the in-memory log.
+    public func append(hardState: HardState?, entries: [Entry]) throws {
+        try writer.withLock { (w: inout Writer) throws in
+            try w.wal.save(hardState: hardState ?? HardState(), entries: entries)
+            try memory.append(entries)
+            if let hardState, !hardState.isEmpty { try memory.setHardState(hardState) }
+        }
+    }
+
+    /// A snapshot received from the leader: its file, its WAL record (synced), then the
+    /// in-memory log is replaced by it. Throws `RaftError.snapshotOutOfDate`, writing nothing,
+    /// if it is not newer than the snapshot held.
+    public func saveSnapshot(_ snapshot: Snapshot) throws {
+        try writer.withLock { (w: inout Writer) throws in
+            if snapshot.metadata.index <= (try memory.snapshot()).metadata.index { throw RaftError.snapshotOutOfDate }
+            try persist(snapshot, &w)
+            try memory.applySnapshot(snapshot)
+            try purge(&w)
+        }
+    }
+
+    /// Makes a snapshot of the state machine at `index` (applied, and in the log), writes its
+    /// file and WAL record, and purges old snapshot files and WAL segments. The in-memory log
+    /// is not compacted: call `compact(_:)` next.
+    @discardableResult
+    public func createSnapshot(index: UInt64, confState: ConfState?, data: [UInt8]) throws -> Snapshot {
+        try writer.withLock { (w: inout Writer) throws -> Snapshot in
+            let snapshot = try memory.createSnapshot(index, confState: confState, data: data)
+            try persist(snapshot, &w)
+            try purge(&w)
+            return snapshot
+        }
+    }
+
+    /// Drops the in-memory entries up to and including `index` (which a snapshot must cover).
+    public func compact(_ index: UInt64) throws {
+        try memory.compact(index)
+    }
+
+    /// Syncs and closes the WAL. Later writes throw.
+    public func close() throws {
+        try writer.withLock { (w: inout Writer) throws in try w.wal.close() }
+    }
+
+    /// The snapshot file first, then the WAL record: a WAL record always has its file (a file
+    /// without a record is ignored at recovery).
+    private func persist(_ snapshot: Snapshot, _ w: inout Writer) throws {
+        try w.snapshots.save(snapshot)
+        try w.wal.saveSnapshot(WALSnapshot(index: snapshot.metadata.index, term: snapshot.metadata.term))
+    }
+
+    /// Keeps `snapshotsToKeep` snapshot files, and the WAL segments that the oldest of them
+    /// still needs: if the newest file turns out damaged, recovery falls back to an older one
+    /// and finds its entries.
+    private func purge(_ w: inout Writer) throws {
+        try w.snapshots.purge(keep: options.snapshotsToKeep)
+        guard let oldest = try w.snapshots.names().last,
+              let (_, index) = parseHexPair(oldest, suffix: ".snap")
+        else { return }
+        let removed = try w.wal.purgeSegments(snapshotIndex: index, keep: options.segmentsToKeep)
+        if !removed.isEmpty {
+            logger.debug("purged WAL segments", metadata: ["segments": "\(removed.map(\.description))"])
+        }
+    }
+
+    // MARK: Storage (what raft reads)
+
+    public func initialState() throws -> (HardState, ConfState) { try memory.initialState() }
+    public func entries(_ lo: UInt64, _ hi: UInt64, maxSize: UInt64) throws -> [Entry] {
+        try memory.entries(lo, hi, maxSize: maxSize)
+    }
+    public func term(_ index: UInt64) throws -> UInt64 { try memory.term(index) }
+    public func lastIndex() throws -> UInt64 { try memory.lastIndex() }
+    public func firstIndex() throws -> UInt64 { try memory.firstIndex() }
+    public func snapshot() throws -> Snapshot { try memory.snapshot() }
+    /// The saved HardState.
+    public var hardState: HardState { memory.hardState }
+}
