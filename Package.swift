@@ -82,6 +82,7 @@ let package = Package(
             name: "FlotillaKVTests",
             dependencies: [
                 "FlotillaKV",
+                "Raft",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

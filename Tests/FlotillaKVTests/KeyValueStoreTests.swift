@@ -1,4 +1,5 @@
 import Testing
+import Raft
 
 @testable import FlotillaKV
 
@@ -186,7 +187,7 @@ import Testing
     /// Random input, and random input behind a valid header and checksum (so that it reaches the
     /// parser), never traps: it decodes or it throws.
     @Test func randomBytesNeverTrap() {
-        var rng = SplitMix(seed: 0x5eed)
+        var rng = SplitMix64(seed: 0x5eed)
         var decodedCommands = 0
         for round in 0..<20_000 {
             let length = Int(rng.next() % 64)
@@ -227,15 +228,3 @@ import Testing
     }
 }
 
-/// A small deterministic generator for the fuzz loops.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

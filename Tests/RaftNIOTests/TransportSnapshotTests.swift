@@ -7,7 +7,7 @@ import Testing
 @Suite("Transport snapshots")
 struct TransportSnapshotTests {
     func snapshotMessage(size: Int, to: UInt64 = 2, from: UInt64 = 1) -> Message {
-        var generator = SplitMix(seed: UInt64(size))
+        var generator = SplitMix64(seed: UInt64(size))
         let data = (0..<size).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
         let metadata = SnapshotMetadata(confState: ConfState(voters: [1, 2, 3], learners: [4]), index: 1234, term: 7)
         return Message(type: .snapshot, to: to, from: from, term: 7, snapshot: Snapshot(data: data, metadata: metadata))
@@ -67,15 +67,3 @@ struct TransportSnapshotTests {
     }
 }
 
-/// A tiny deterministic generator for test data.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
