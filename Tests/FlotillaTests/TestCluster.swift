@@ -1,6 +1,7 @@
 import Flotilla
 import Foundation
 import Logging
+import Metrics
 import RaftNIO
 
 /// A key-value state machine for the tests: commands are `key=value`; the response is the
@@ -73,10 +74,15 @@ final class TestCluster {
     }
 
     /// Creates and starts `ids` as a new cluster, then tells each where the others listen.
-    static func start(_ ids: [UInt64] = [1, 2, 3], tune: @escaping (inout FlotillaConfiguration) -> Void = { _ in }) async throws -> TestCluster {
+    static func start(
+        _ ids: [UInt64] = [1, 2, 3], metrics: (any MetricsFactory)? = nil,
+        tune: @escaping (inout FlotillaConfiguration) -> Void = { _ in }
+    ) async throws -> TestCluster {
         let cluster = TestCluster(tune: tune)
         for id in ids {
-            let node = try Node(configuration: cluster.configuration(id, members: ids), stateMachine: KeyValues(), logger: quiet)
+            let node = try Node(
+                configuration: cluster.configuration(id, members: ids), stateMachine: KeyValues(), logger: quiet,
+                metricsFactory: metrics)
             cluster.nodes[id] = node
             cluster.ports[id] = try await node.start()
         }
