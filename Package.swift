@@ -3,8 +3,8 @@ import PackageDescription
 
 // Layers (DESIGN.md): flotilla ─▶ FlotillaKV ─▶ Flotilla ─▶ RaftWAL/RaftNIO ─▶ Raft.
 // Targets are added as their layer lands; `Raft` depends on nothing but swift-log.
-// For now FlotillaKV drives a one-node `Raft.Node` itself (SingleNodeReplica); the `Flotilla`
-// runtime, the WAL and the transport slot in between later.
+// For now FlotillaKV drives a one-node `Raft.Node` itself (SingleNodeReplica); moving it onto
+// the `Flotilla` runtime comes next.
 let package = Package(
     name: "Flotilla",
     platforms: [.macOS(.v15)],
@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "RaftTestKit", targets: ["RaftTestKit"]),
         .library(name: "RaftWAL", targets: ["RaftWAL"]),
         .library(name: "RaftNIO", targets: ["RaftNIO"]),
+        .library(name: "Flotilla", targets: ["Flotilla"]),
         .library(name: "FlotillaKV", targets: ["FlotillaKV"]),
         .executable(name: "flotilla", targets: ["flotilla"]),
     ],
@@ -24,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
         // Already in the graph through Hummingbird; the executable names NIOCore's IOError.
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
     targets: [
         .target(
@@ -45,6 +48,21 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The runtime users build on (DESIGN.md): a replicated StateMachine over RawNode,
+        // DiskStorage and RaftTransport, with metrics and a ServiceLifecycle Service.
+        .target(
+            name: "Flotilla",
+            dependencies: [
+                "Raft",
+                "RaftWAL",
+                "RaftNIO",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .target(
@@ -76,6 +94,19 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "FlotillaTests",
+            dependencies: [
+                "Flotilla",
+                "Raft",
+                "RaftNIO",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(

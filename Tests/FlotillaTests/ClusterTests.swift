@@ -1,0 +1,122 @@
+import Flotilla
+import Testing
+
+@Suite("Flotilla clusters over loopback", .serialized)
+struct ClusterTests {
+    @Test("writes and reads on every node", .timeLimit(.minutes(1)))
+    func writesAndReadsEverywhere() async throws {
+        let cluster = try await TestCluster.start()
+        _ = try await cluster.leader()
+        for (id, node) in cluster.nodes {
+            let index = try await applyRetrying(node, command("k\(id)", "v\(id)"))
+            #expect(index > 0)
+        }
+        for (_, node) in cluster.nodes {
+            for id in cluster.nodes.keys {
+                let value = try await node.read { $0.values["k\(id)"] }
+                #expect(value == "v\(id)")
+            }
+        }
+        for (_, node) in cluster.nodes {
+            try await eventually("local reads see every write") {
+                try await node.readLocal { $0.values.count } == 3
+            }
+        }
+        await cluster.shutdown()
+    }
+
+    @Test("the leader is stopped and writes continue on the new leader", .timeLimit(.minutes(1)))
+    func leaderFailover() async throws {
+        let cluster = try await TestCluster.start()
+        let first = try await cluster.leader()
+        try await applyRetrying(cluster.nodes[first]!, command("before", "1"))
+        await cluster.stop(first)
+        let rest = cluster.nodes.keys.filter { $0 != first }
+        let second = try await cluster.leader(among: rest)
+        #expect(second != first)
+        for id in rest { try await applyRetrying(cluster.nodes[id]!, command("after\(id)", "2")) }
+        for id in rest {
+            let values = try await cluster.nodes[id]!.read { $0.values }
+            #expect(values["before"] == "1")
+            for other in rest { #expect(values["after\(other)"] == "2") }
+        }
+        await cluster.shutdown()
+    }
+
+    @Test("a node restarted from its data directory recovers and catches up", .timeLimit(.minutes(1)))
+    func restartFromDisk() async throws {
+        let cluster = try await TestCluster.start { $0.snapshotInterval = 10; $0.entriesKeptAfterCompaction = 5 }
+        _ = try await cluster.leader()
+        let node = cluster.nodes[2]!
+        for i in 0..<25 { try await applyRetrying(node, command("a\(i)", "\(i)")) }
+        await cluster.stop(2)
+        for i in 0..<10 { try await applyRetrying(cluster.nodes[1]!, command("b\(i)", "\(i)")) }
+        let restarted = try await cluster.restart(2)
+        #expect(await restarted.status.snapshotIndex >= 20)  // restored from its own snapshot
+        try await eventually("the restarted node has every write") {
+            try await restarted.readLocal { $0.values.count } == 35
+        }
+        let value = try await restarted.read { $0.values["b9"] }
+        #expect(value == "9")
+        try await applyRetrying(restarted, command("c", "3"))
+        await cluster.shutdown()
+    }
+
+    @Test("a node is added and one removed", .timeLimit(.minutes(1)))
+    func addAndRemove() async throws {
+        let cluster = try await TestCluster.start()
+        let leader = try await cluster.leader()
+        try await applyRetrying(cluster.nodes[leader]!, command("x", "1"))
+        let joiner = try await cluster.startJoining(4)
+        try await cluster.nodes[1]!.addMember(id: 4, address: cluster.address(4))
+        try await eventually("the new node has caught up") {
+            try await joiner.readLocal { $0.values["x"] } == "1"
+        }
+        try await applyRetrying(joiner, command("y", "2"))
+        let removed: UInt64 = leader == 3 ? 2 : 3
+        try await cluster.nodes[4]!.removeMember(id: removed)
+        await cluster.stop(removed)
+        let rest = [UInt64(1), 2, 3, 4].filter { $0 != removed }
+        for id in rest {
+            try await eventually("every member sees the new membership") {
+                await cluster.nodes[id]!.status.voters == rest
+            }
+        }
+        try await applyRetrying(cluster.nodes[rest[0]]!, command("z", "3"))
+        let values = try await joiner.read { $0.values }
+        #expect(values == ["x": "1", "y": "2", "z": "3"])
+        await cluster.shutdown()
+    }
+
+    @Test("a new node catches up through a snapshot", .timeLimit(.minutes(1)))
+    func snapshotInstall() async throws {
+        let cluster = try await TestCluster.start { $0.snapshotInterval = 20; $0.entriesKeptAfterCompaction = 5 }
+        let leader = try await cluster.leader()
+        for i in 0..<60 { try await applyRetrying(cluster.nodes[leader]!, command("k\(i)", "\(i)")) }
+        try await eventually("the leader has compacted its log") {
+            await cluster.nodes[leader]!.status.snapshotIndex >= 40
+        }
+        let joiner = try await cluster.startJoining(4)
+        try await cluster.nodes[leader]!.addMember(id: 4, address: cluster.address(4), asLearner: true)
+        try await eventually("the learner has every write") {
+            try await joiner.readLocal { $0.values.count } == 60
+        }
+        #expect(await joiner.status.snapshotIndex >= 40)  // it got there through a snapshot
+        try await cluster.nodes[leader]!.promoteMember(id: 4)
+        try await eventually("the learner is a voter") { await joiner.status.voters == [1, 2, 3, 4] }
+        try await applyRetrying(joiner, command("last", "1"))
+        #expect(try await joiner.read { $0.values.count } == 61)
+        await cluster.shutdown()
+    }
+
+    @Test("leadership is transferred", .timeLimit(.minutes(1)))
+    func transfer() async throws {
+        let cluster = try await TestCluster.start()
+        let leader = try await cluster.leader()
+        let target: UInt64 = leader == 1 ? 2 : 1
+        try await cluster.nodes[leader]!.transferLeadership(to: target)
+        #expect(try await cluster.leader() == target)
+        try await applyRetrying(cluster.nodes[leader]!, command("k", "v"))
+        await cluster.shutdown()
+    }
+}
