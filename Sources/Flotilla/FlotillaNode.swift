@@ -60,6 +60,9 @@ public actor FlotillaNode<Machine: StateMachine> {
     /// Where the members listen, as learned from the configuration, conf changes, snapshots
     /// and `updatePeer`.
     var addresses: [UInt64: TransportAddress]
+    /// The port this node's transport listens on: `configuration.listenAddress.port` until
+    /// `start()` knows the one it bound (port 0 picks one).
+    var listenPort: Int
     var ids = RequestIDs()
 
     // Requests waiting for the loop, by request id.
@@ -161,6 +164,7 @@ public actor FlotillaNode<Machine: StateMachine> {
         self.raw = raw
         self.storage = storage
         self.addresses = addresses
+        self.listenPort = configuration.listenAddress.port
         self.machine = machine
         transport = RaftTransport(
             configuration: RaftTransportConfiguration(
@@ -195,6 +199,7 @@ public actor FlotillaNode<Machine: StateMachine> {
             lifecycle = .idle
             throw error
         }
+        listenPort = port
         guard case .starting = lifecycle else {  // shut down while starting
             await transport.shutdown()
             throw FlotillaError.stopped
@@ -287,6 +292,37 @@ public actor FlotillaNode<Machine: StateMachine> {
             commitIndex: raft.hardState.commit, appliedIndex: applied, snapshotIndex: snapshotIndex,
             voters: confState.voters.sorted(), learners: confState.learners.sorted(),
             isRunning: { if case .running = lifecycle { return true } else { return false } }())
+    }
+}
+
+extension FlotillaNode {
+    /// The members of the configuration this node has applied — voters, then learners, each by
+    /// ascending id — with where each listens, as this node knows it (from the configuration,
+    /// conf changes, snapshots and `updatePeer`). This node's own address is its
+    /// `listenAddress`, with the port it bound.
+    public var members: [FlotillaMember] {
+        func address(_ id: UInt64) -> TransportAddress? {
+            if id == nodeID { return TransportAddress(host: configuration.listenAddress.host, port: listenPort) }
+            return addresses[id]
+        }
+        return confState.voters.sorted().map { FlotillaMember(id: $0, address: address($0), isLearner: false) }
+            + confState.learners.sorted().map { FlotillaMember(id: $0, address: address($0), isLearner: true) }
+    }
+}
+
+/// A member of the cluster, as a node knows it (`FlotillaNode.members`).
+public struct FlotillaMember: Sendable, Hashable {
+    public var id: UInt64
+    /// Where its transport listens; nil when this node has not learned it (a peer configured
+    /// with port 0 and not yet told with `updatePeer`).
+    public var address: TransportAddress?
+    /// A learner receives the log but does not vote.
+    public var isLearner: Bool
+
+    public init(id: UInt64, address: TransportAddress?, isLearner: Bool) {
+        self.id = id
+        self.address = address
+        self.isLearner = isLearner
     }
 }
 

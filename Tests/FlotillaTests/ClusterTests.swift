@@ -82,6 +82,8 @@ struct ClusterTests {
                 await cluster.nodes[id]!.status.voters == rest
             }
         }
+        // `members` lists them with the addresses the conf changes carried.
+        #expect(await joiner.members == rest.map { FlotillaMember(id: $0, address: cluster.address($0), isLearner: false) })
         try await applyRetrying(cluster.nodes[rest[0]]!, command("z", "3"))
         let values = try await joiner.read { $0.values }
         #expect(values == ["x": "1", "y": "2", "z": "3"])
