@@ -3,8 +3,6 @@ import PackageDescription
 
 // Layers (DESIGN.md): flotilla ─▶ FlotillaKV ─▶ Flotilla ─▶ RaftWAL/RaftNIO ─▶ Raft.
 // Targets are added as their layer lands; `Raft` depends on nothing but swift-log.
-// For now FlotillaKV drives a one-node `Raft.Node` itself (SingleNodeReplica); moving it onto
-// the `Flotilla` runtime comes next.
 let package = Package(
     name: "Flotilla",
     platforms: [.macOS(.v15)],
@@ -68,15 +66,19 @@ let package = Package(
         .target(
             name: "FlotillaKV",
             dependencies: [
-                "Raft",
+                "Flotilla",
+                "RaftNIO",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
             name: "flotilla",
             dependencies: [
                 "FlotillaKV",
+                "Flotilla",
+                "RaftNIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -113,8 +115,11 @@ let package = Package(
             name: "FlotillaKVTests",
             dependencies: [
                 "FlotillaKV",
+                "Flotilla",
                 "Raft",
+                "RaftNIO",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ],

@@ -16,17 +16,21 @@ import Foundation
 /// | `GET /KEY` | 200 with the value (linearizable), 404 if absent |
 /// | `GET /set?key=K&value=V`, `GET /get?key=K` | the hashicorp raft-demo routes, same semantics |
 /// | `PUT`, `GET`, `DELETE /v1/kv/KEY` | the same store; `GET …?serializable=true` reads locally |
+/// | `POST /ID` body = peer URL, `DELETE /ID` (ID all digits) | add a voter, remove a member; 204 once applied |
+/// | `GET /v1/members` | JSON `{"members": [{"id", "peerURL", "learner", "leader"}, …]}` |
+/// | `POST /v1/members` JSON `{"id", "peerURL", "learner"}`, `DELETE /v1/members/N` | membership |
+/// | `POST /v1/leader` JSON `{"id"}` | transfer leadership; 204 once this node sees it lead |
 /// | `GET /v1/status` | JSON `id`, `term`, `leader`, `commit`, `applied`, `state` |
 /// | `GET /health` | 200 with a leader and applied == commit, else 503 |
 ///
-/// Membership (`POST /ID`, `DELETE /ID`, `/v1/members`, `/v1/leader`) answers 501 until the
-/// transport lands. Keys in a path are one percent-encoded segment (`%2F` for a slash); the
-/// first segments `health`, `set`, `get` and `v1` are routes, so such keys go through
-/// `/v1/kv/KEY`.
+/// Keys in a path are one percent-encoded segment (`%2F` for a slash); the first segments
+/// `health`, `set`, `get` and `v1` are routes, so such keys go through `/v1/kv/KEY`,
+/// and so do keys of digits only when they are to be deleted (`DELETE /ID` removes a member).
 ///
 /// Errors are JSON `{"error": "…"}`: 400 malformed (bad key, bad percent-encoding, bad
-/// parameter), 404 absent key or unknown route, 413 value over the limit, 503 with `Retry-After`
-/// when there is no leader (or the node is stopping), 504 on timeout.
+/// parameter, bad member id, peer URL or JSON body; a membership change raft refuses), 404
+/// absent key or unknown route, 413 value over the limit, 503 with `Retry-After` when there is no
+/// leader (or the node is stopping), 504 on timeout.
 public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
     public struct Limits: Sendable, Hashable {
         /// Keys are 1 to `maxKeyBytes` bytes (after percent-decoding).
@@ -92,19 +96,46 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
             return Response(status: .noContent)
         }
 
-        // Membership needs the peer transport and the runtime: not in this build.
-        router.get("v1/members") { _, _ -> Response in throw Self.membershipNotImplemented }
-        router.post("v1/members") { _, _ -> Response in throw Self.membershipNotImplemented }
-        router.delete("v1/members/:id") { _, _ -> Response in throw Self.membershipNotImplemented }
-        router.post("v1/leader") { _, _ -> Response in throw Self.membershipNotImplemented }
+        router.get("v1/members") { _, _ in
+            try jsonResponse(MemberList(members: try await self.replica.members()))
+        }
+        router.post("v1/members") { request, _ in
+            let body = try await self.jsonBody(MemberRequest.self, of: request, example: #"{"id":4,"peerURL":"http://127.0.0.1:12379","learner":false}"#)
+            let id = try Self.checkedMemberID(body.id)
+            let peerURL = try Self.peerURL(body.peerURL)
+            try await self.replica.addMember(id: id, peerURL: peerURL, asLearner: body.learner ?? false)
+            return Response(status: .noContent)
+        }
+        router.delete("v1/members/:id") { _, context in
+            try await self.replica.removeMember(id: try Self.memberID(context.parameters.get("id")))
+            return Response(status: .noContent)
+        }
+        router.post("v1/leader") { request, _ in
+            let body = try await self.jsonBody(LeaderRequest.self, of: request, example: #"{"id":2}"#)
+            try await self.replica.transferLeadership(to: try Self.checkedMemberID(body.id))
+            return Response(status: .noContent)
+        }
         // `POST /ID` and `DELETE /ID` share the root capture with `PUT|GET /KEY` (one parameter
         // name per trie node).
-        router.post(":key") { _, _ -> Response in throw Self.membershipNotImplemented }
-        router.delete(":key") { request, context -> Response in
-            guard let id = context.parameters.get("key"), !id.isEmpty, id.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+        router.post(":key") { request, context in
+            let raw = context.parameters.get("key") ?? ""
+            guard Self.isAllDigits(raw) else {
+                throw APIError(.notFound, "no such route: POST \(request.uri.path); add a member with POST /ID (ID all digits), body = its peer URL")
+            }
+            let id = try Self.memberID(raw)
+            let text = String(decoding: try await self.smallBody(of: request).readableBytesView, as: UTF8.self)
+            // `curl -d` and `echo` may leave a newline after the URL.
+            let peerURL = try Self.peerURL(String(text.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed()))
+            try await self.replica.addMember(id: id, peerURL: peerURL, asLearner: false)
+            return Response(status: .noContent)
+        }
+        router.delete(":key") { request, context in
+            let raw = context.parameters.get("key") ?? ""
+            guard Self.isAllDigits(raw) else {
                 throw APIError(.notFound, "no such route: DELETE \(request.uri.path); delete a key with DELETE /v1/kv/KEY")
             }
-            throw Self.membershipNotImplemented
+            try await self.replica.removeMember(id: try Self.memberID(raw))
+            return Response(status: .noContent)
         }
 
         router.put(":key") { request, context in
@@ -116,10 +147,64 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
         }
     }
 
-    static var membershipNotImplemented: APIError {
-        APIError(
-            .notImplemented,
-            "membership changes and leadership transfer need the peer transport, which this build does not have yet: it runs a one-node cluster")
+    // MARK: Membership requests
+
+    private struct MemberList: Encodable {
+        var members: [ReplicaMember]
+    }
+
+    private struct MemberRequest: Decodable {
+        var id: UInt64
+        var peerURL: String
+        var learner: Bool?
+    }
+
+    private struct LeaderRequest: Decodable {
+        var id: UInt64
+    }
+
+    static func isAllDigits(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+    }
+
+    /// A member id from a path segment: digits, 1 to 2^64 − 1.
+    static func memberID(_ raw: String?) throws -> UInt64 {
+        guard let raw, isAllDigits(raw), let id = UInt64(raw) else {
+            throw APIError(.badRequest, "\"\(raw ?? "")\" is not a member id: ids are whole numbers from 1 to \(UInt64.max)")
+        }
+        return try checkedMemberID(id)
+    }
+
+    static func checkedMemberID(_ id: UInt64) throws -> UInt64 {
+        guard id != 0 else { throw APIError(.badRequest, "member id 0 means \"no node\" in raft; ids start at 1") }
+        return id
+    }
+
+    static func peerURL(_ text: String) throws -> PeerURL {
+        do {
+            return try PeerURL(parsing: text)
+        } catch {
+            throw APIError(.badRequest, error.description)
+        }
+    }
+
+    /// A membership request's body: at most 64 KiB.
+    private func smallBody(of request: Request) async throws -> ByteBuffer {
+        var request = request
+        do {
+            return try await request.collectBody(upTo: 1 << 16)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw APIError(.contentTooLarge, "the request body exceeds 64 KiB")
+        }
+    }
+
+    private func jsonBody<T: Decodable>(_ type: T.Type, of request: Request, example: String) async throws -> T {
+        let body = try await smallBody(of: request)
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
+        } catch {
+            throw APIError(.badRequest, "the body is not the JSON this route takes, like \(example)")
+        }
     }
 
     // MARK: Handlers
@@ -234,6 +319,10 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
             self.init(.serviceUnavailable, error.description, headers: [.retryAfter: "1"])
         case .timeout:
             self.init(.gatewayTimeout, error.description)
+        case .invalidRequest:
+            self.init(.badRequest, error.description)
+        case .tooLarge:
+            self.init(.contentTooLarge, error.description)
         case .failed:
             self.init(.internalServerError, error.description)
         }
@@ -322,7 +411,7 @@ enum PercentEncoding {
 // MARK: - The application
 
 /// The `flotilla serve` HTTP application: the API's routes on `address`, with `services` (the
-/// replica) run beside the HTTP server and shut down after it.
+/// `FlotillaNode`) run beside the HTTP server and shut down after it.
 public func makeApplication<Replica: KeyValueReplica>(
     api: HTTPAPI<Replica>, services: [any Service], address: BindAddress, logger: Logger
 ) -> some ApplicationProtocol {

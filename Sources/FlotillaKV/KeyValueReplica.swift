@@ -1,8 +1,7 @@
-import Raft
+import Flotilla
 
-/// What the HTTP API needs from a replicated key-value store. `SingleNodeReplica` is the
-/// one-node implementation; the multi-node one (on the `Flotilla` runtime, with the WAL and the
-/// transport) will conform too, so the HTTP layer does not change when it lands.
+/// What the HTTP API needs from a replicated key-value store. `FlotillaReplica` is the
+/// implementation, on the `Flotilla` runtime; tests script failures with their own.
 ///
 /// Every method throws `ReplicaError` only.
 public protocol KeyValueReplica: Sendable {
@@ -16,6 +15,32 @@ public protocol KeyValueReplica: Sendable {
     func get(key: [UInt8], consistency: ReadConsistency) async throws -> [UInt8]?
     /// The replica's raft state, as `GET /v1/status` shows it.
     func status() async -> ReplicaStatus
+
+    /// The members of the cluster as this replica knows them, with the leader marked.
+    func members() async throws -> [ReplicaMember]
+    /// Adds node `id`, whose peer transport listens at `peerURL`, as a voter (or a learner);
+    /// returns once the change is applied here.
+    func addMember(id: UInt64, peerURL: PeerURL, asLearner: Bool) async throws
+    /// Removes node `id`; returns once the change is applied here.
+    func removeMember(id: UInt64) async throws
+    /// Hands leadership to voter `id`; returns once this replica sees it lead.
+    func transferLeadership(to id: UInt64) async throws
+}
+
+/// A member of the cluster, as `GET /v1/members` shows it.
+public struct ReplicaMember: Sendable, Hashable, Codable {
+    public var id: UInt64
+    /// `http://host:port`; empty when this replica does not know where the member listens.
+    public var peerURL: String
+    public var learner: Bool
+    public var leader: Bool
+
+    public init(id: UInt64, peerURL: String, learner: Bool, leader: Bool) {
+        self.id = id
+        self.peerURL = peerURL
+        self.learner = learner
+        self.leader = leader
+    }
 }
 
 public enum ReadConsistency: Sendable, Hashable {
@@ -63,6 +88,11 @@ public enum ReplicaError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Raft refused the proposal (leadership changed, a transfer is under way, or too many
     /// entries are uncommitted).
     case proposalDropped
+    /// The request cannot be carried out as asked (a membership change raft refuses, a
+    /// transfer to a node that is not a voter); the string says why. Retrying will not help.
+    case invalidRequest(String)
+    /// The command is larger than the replica accepts; the string says by how much.
+    case tooLarge(String)
     /// The replica stopped after an internal error; the string says which.
     case failed(String)
 
@@ -76,18 +106,27 @@ public enum ReplicaError: Error, Sendable, Hashable, CustomStringConvertible {
             return "this node is shutting down; retry against a running node"
         case .proposalDropped:
             return "the proposal was dropped (leadership changed or the node is overloaded); retry"
+        case .invalidRequest(let why):
+            return why
+        case .tooLarge(let why):
+            return why
         case .failed(let why):
             return "this node stopped after an internal error: \(why); check its log and restart it"
         }
     }
 
-    /// The replica's view of an error from the `Raft` module.
-    init(_ error: any Error) {
+    /// The replica's view of an error from the runtime.
+    init(_ error: FlotillaError) {
         switch error {
-        case let error as ReplicaError: self = error
-        case RaftError.proposalDropped: self = .proposalDropped
-        case RaftError.stopped: self = .stopped
-        default: self = .failed("\(error)")
+        case .noLeader: self = .noLeader
+        // Followers forward proposals, so this only means the leader is changing.
+        case .notLeader: self = .noLeader
+        case .timeout: self = .timeout
+        case .stopped, .notStarted, .cancelled: self = .stopped
+        case .proposalTooLarge: self = .tooLarge(error.description)
+        case .proposalDropped: self = .proposalDropped
+        case .invalidMembershipChange: self = .invalidRequest(error.description)
+        case .failed(let why): self = .failed(why)
         }
     }
 }

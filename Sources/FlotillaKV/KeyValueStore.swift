@@ -8,8 +8,8 @@
 ///
 /// ## Command format (version 1)
 ///
-/// A command is the payload of one normal raft entry (inside the proposal envelope, see
-/// `Proposal`):
+/// A command is what `FlotillaNode.apply` replicates: the payload of one normal raft entry,
+/// inside the runtime's proposal envelope.
 ///
 /// | bytes | meaning |
 /// | --- | --- |

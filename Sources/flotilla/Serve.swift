@@ -1,8 +1,10 @@
 import ArgumentParser
+import Flotilla
 import FlotillaKV
 import Hummingbird
 import Logging
 import NIOCore
+import RaftNIO
 
 #if canImport(Glibc)
 import Glibc
@@ -15,7 +17,7 @@ import Darwin
 /// `flotilla serve`: run one node and its HTTP API until SIGINT or SIGTERM.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a node (in this build: a one-node cluster, in memory).")
+        abstract: "Run a node of a cluster, and its HTTP API, until SIGINT or SIGTERM.")
 
     @Option(help: "This node's id; node N's peer URL is the N-th of --cluster.")
     var id: UInt64 = 1
@@ -29,11 +31,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address the HTTP client API listens on.")
     var listenHost: String = "127.0.0.1"
 
-    @Flag(help: "Join a running cluster instead of forming one (needs the transport: not in this build).")
+    @Flag(help: "Join a running cluster (after the node was added with POST /ID) instead of forming one. Ignored when the data directory already holds data.")
     var join: Bool = false
 
-    @Option(help: "Data directory (default flotilla-<id>). Not used yet: this build keeps data in memory.")
+    @Option(help: "Data directory: the WAL in DIR/wal, snapshots in DIR/snap (default flotilla-<id>).")
     var dataDir: String?
+
+    @Option(help: "Names the cluster: nodes of clusters with different tokens refuse each other. Every node of a cluster needs the same one.")
+    var clusterToken: String = "flotilla"
 
     @Option(help: "Applied entries between snapshots of the store (the log behind a snapshot is discarded).")
     var snapshotCount: UInt64 = 10_000
@@ -64,16 +69,14 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let peers = try PeerURL.parseList(cluster)
-        guard peers.count == 1 else {
-            throw ServeError(
-                "--cluster lists \(peers.count) peers, but this build runs one-node clusters only: multi-node clusters arrive with the peer transport. Start one node with a single --cluster URL (or none).")
+        let peers: [PeerURL]
+        do {
+            peers = try PeerURL.parseList(cluster)
+        } catch {
+            throw ServeError("--cluster: \(error); give the peer URLs comma-separated, node 1's first")
         }
         guard id <= UInt64(peers.count) else {
             throw ServeError("--id \(id) has no peer URL: --cluster lists \(peers.count) URL(s), for ids 1 to \(peers.count)")
-        }
-        if join {
-            throw ServeError("--join needs the peer transport, which this build does not have: it can only form a new one-node cluster")
         }
 
         let level = Logger.Level(rawValue: logLevel) ?? .info
@@ -84,32 +87,55 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "flotilla")
 
+        var others: [UInt64: TransportAddress] = [:]
+        for (index, url) in peers.enumerated() where UInt64(index + 1) != id { others[UInt64(index + 1)] = url.address }
+        let own = peers[Int(id - 1)]
         let dataDir = self.dataDir ?? "flotilla-\(id)"
-        logger.warning(
-            "this build keeps its data in memory only: --data-dir \(dataDir) is not used, and every key is lost when the process exits (the write-ahead log lands next)")
+        let timeout = Duration.milliseconds(Int64(requestTimeout * 1000))
+        let configuration = FlotillaConfiguration(
+            nodeID: id, clusterID: Self.clusterID(clusterToken), peers: others, listenAddress: own.address,
+            dataDirectory: dataDir, bootstrap: join ? .join : .newCluster, snapshotInterval: snapshotCount,
+            // Room for the largest key and value, and the command's header.
+            maxProposalSize: maxValueBytes + maxKeyBytes + 64, requestTimeout: timeout,
+            leaderWait: min(timeout, .seconds(3)), maxFrameSize: max(4 << 20, 2 * (maxValueBytes + maxKeyBytes) + (1 << 16)))
+        let node = try FlotillaNode(configuration: configuration, stateMachine: KeyValueStore(), logger: logger)
+        do {
+            try await node.start()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE || error.errnoCode == EADDRNOTAVAIL {
+            throw ServeError(
+                "cannot listen for peers on \(own.address): \(error.errnoCode == EADDRINUSE ? "the port is in use (is another flotilla running?)" : "the address is not on this machine"); check --cluster and --id")
+        }
         logger.notice(
-            "starting a one-node cluster",
+            "serving",
             metadata: [
-                "id": "\(id)", "peerURL": "\(peers[0])", "api": "http://\(listenHost):\(port)",
+                "id": "\(id)", "peerURL": "\(own)", "api": "http://\(listenHost):\(port)", "dataDir": "\(dataDir)",
                 "snapshotCount": "\(snapshotCount)",
             ])
 
-        let replica = try SingleNodeReplica(
-            configuration: SingleNodeReplica.Configuration(
-                id: id, requestTimeout: .milliseconds(Int64(requestTimeout * 1000)), snapshotCount: snapshotCount),
-            logger: logger)
-        let api = HTTPAPI(replica: replica, limits: HTTPAPI.Limits(maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes))
+        let api = HTTPAPI(
+            replica: FlotillaReplica(node: node), limits: HTTPAPI.Limits(maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes))
         let app = makeApplication(
-            api: api, services: [replica], address: .hostname(listenHost, port: port), logger: logger)
+            api: api, services: [node], address: .hostname(listenHost, port: port), logger: logger)
         // SIGINT and SIGTERM trigger a graceful shutdown: the HTTP server stops taking
-        // connections and finishes its requests, then the replica stops.
+        // connections and finishes its requests, then the node stops and closes its WAL.
         do {
             try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         } catch let error as IOError where error.errnoCode == EADDRINUSE || error.errnoCode == EADDRNOTAVAIL {
+            await node.shutdown()
             throw ServeError(
                 "cannot listen on \(listenHost):\(port): \(error.errnoCode == EADDRINUSE ? "the port is in use (is another flotilla running?)" : "the address is not on this machine"); choose another --port or --listen-host")
         }
         logger.notice("stopped")
+    }
+
+    /// The raft cluster id: FNV-1a (64 bits) of the token, never 0.
+    static func clusterID(_ token: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in token.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        return hash == 0 ? 1 : hash
     }
 }
 
@@ -117,44 +143,4 @@ struct Serve: AsyncParsableCommand {
 struct ServeError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-/// A peer URL of `--cluster`: `http://host:port`.
-struct PeerURL: CustomStringConvertible {
-    var host: String
-    var port: Int
-
-    var description: String { "http://\(host):\(port)" }
-
-    static func parseList(_ list: String) throws -> [PeerURL] {
-        let items = list.split(separator: ",", omittingEmptySubsequences: false).map {
-            $0.trimmingSpaces()
-        }
-        guard !items.isEmpty, !items.contains(where: \.isEmpty) else {
-            throw ServeError("--cluster \"\(list)\" has an empty entry; give peer URLs like http://127.0.0.1:12379, comma-separated")
-        }
-        return try items.map(parse)
-    }
-
-    static func parse(_ text: Substring) throws -> PeerURL {
-        let bad = ServeError("--cluster: \"\(text)\" is not a peer URL of the form http://host:port")
-        guard text.hasPrefix("http://") else { throw bad }
-        var rest = text.dropFirst("http://".count)
-        if rest.hasSuffix("/") { rest = rest.dropLast() }
-        guard let colon = rest.lastIndex(of: ":") else { throw bad }
-        let host = rest[..<colon]
-        guard !host.isEmpty, !host.contains("/"), let port = Int(rest[rest.index(after: colon)...]),
-            (1...65535).contains(port)
-        else { throw bad }
-        return PeerURL(host: String(host), port: port)
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingSpaces() -> Substring {
-        var s = self
-        while s.first == " " { s = s.dropFirst() }
-        while s.last == " " { s = s.dropLast() }
-        return s
-    }
 }

@@ -1,29 +1,75 @@
+import Flotilla
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import RaftNIO
 import Testing
 
 @testable import FlotillaKV
 
-/// The HTTP API through HummingbirdTesting's router client, with a real `SingleNodeReplica`
-/// running as the application's service (or a scripted replica, for the failure answers).
+/// The HTTP API through HummingbirdTesting's router client, with a real one-node
+/// `FlotillaNode` (on a temporary data directory, its transport on port 0) running as the
+/// application's service — or a scripted replica, for the failure answers.
 @Suite struct HTTPAPITests {
     static let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    /// Runs `body` against an application whose replica is a running one-node cluster.
+    /// A one-node cluster's node, its data in `directory`, with fast ticks.
+    static func makeNode(directory: String) throws -> FlotillaNode<KeyValueStore> {
+        let configuration = FlotillaConfiguration(
+            nodeID: 1, clusterID: 7, listenAddress: TransportAddress(host: "127.0.0.1", port: 0),
+            dataDirectory: directory, tickInterval: .milliseconds(10), snapshotInterval: 5,
+            entriesKeptAfterCompaction: 2, maxProposalSize: (1 << 20) + 1024 + 64)
+        return try FlotillaNode(
+            configuration: configuration, stateMachine: KeyValueStore(), logger: quietLogger)
+    }
+
+    /// Runs `body` against an application whose replica is a running one-node cluster, its data
+    /// in `directory` (a fresh temporary one when nil, removed afterwards).
     func withServer(
-        limits: HTTPAPI<SingleNodeReplica>.Limits = .init(),
+        limits: HTTPAPI<FlotillaReplica>.Limits = .init(),
+        directory: String? = nil,
         _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
     ) async throws {
-        let replica = try SingleNodeReplica(
-            configuration: .init(tickInterval: .milliseconds(10)), logger: Self.quietLogger)
+        let temporary = directory == nil ? makeTemporaryDirectory() : nil
+        defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
+        let node = try Self.makeNode(directory: directory ?? temporary!)
+        try await node.start()
         let app = makeApplication(
-            api: HTTPAPI(replica: replica, limits: limits), services: [replica],
+            api: HTTPAPI(replica: FlotillaReplica(node: node), limits: limits), services: [node],
             address: .hostname("127.0.0.1", port: 0), logger: Self.quietLogger)
         try await app.test(.router) { client in
-            try await replica.waitForLeader(timeout: .seconds(10))
+            try await node.waitForLeader(timeout: .seconds(10))
             try await body(client)
+        }
+        await node.shutdown()
+    }
+
+    @Test(.timeLimit(.minutes(1))) func writesSurviveARestartFromTheDataDirectory() async throws {
+        let directory = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // Enough writes to take snapshots (every 5 entries) and compact the log behind them.
+        try await withServer(directory: directory) { client in
+            for i in 0..<12 {
+                try await client.execute(uri: "/k\(i)", method: .put, body: ByteBuffer(string: "v\(i)")) { response in
+                    #expect(response.status == .noContent)
+                }
+            }
+            try await client.execute(uri: "/v1/kv/k3", method: .delete) { _ in }
+        }
+        #expect(FileManager.default.fileExists(atPath: "\(directory)/wal"))
+        #expect(FileManager.default.fileExists(atPath: "\(directory)/snap"))
+        try await withServer(directory: directory) { client in
+            for i in 0..<12 {
+                try await client.execute(uri: "/k\(i)", method: .get) { response in
+                    if i == 3 {
+                        #expect(response.status == .notFound)
+                    } else {
+                        #expect(response.status == .ok)
+                        #expect(String(buffer: response.body) == "v\(i)")
+                    }
+                }
+            }
         }
     }
 
@@ -255,19 +301,68 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func membershipRoutesSayNotYet() async throws {
+    @Test(.timeLimit(.minutes(1))) func membersListsTheNodeAsLeader() async throws {
         try await withServer { client in
-            for (uri, method) in [
-                ("/2", HTTPRequest.Method.post), ("/2", .delete), ("/v1/members", .get), ("/v1/members", .post),
-                ("/v1/members/2", .delete), ("/v1/leader", .post),
-            ] {
-                try await client.execute(uri: uri, method: method) { response in
-                    #expect(response.status == .notImplemented, "\(method) \(uri)")
-                    #expect(errorMessage(response).contains("transport"))
+            try await client.execute(uri: "/v1/members", method: .get) { response in
+                #expect(response.status == .ok)
+                let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+                let members = object?["members"] as? [[String: Any]]
+                #expect(members?.count == 1)
+                #expect(members?.first?["id"] as? Int == 1)
+                #expect(members?.first?["learner"] as? Bool == false)
+                #expect(members?.first?["leader"] as? Bool == true)
+                // The transport's port 0 was replaced by the one it bound.
+                let url = members?.first?["peerURL"] as? String ?? ""
+                #expect(url.hasPrefix("http://127.0.0.1:") && !url.hasSuffix(":0"), "\(url)")
+            }
+            // Transfer to itself: already the leader.
+            try await client.execute(uri: "/v1/leader", method: .post, body: ByteBuffer(string: #"{"id":1}"#)) { response in
+                #expect(response.status == .noContent)
+            }
+        }
+    }
+
+    /// Malformed membership requests are 400 with a JSON error, and change nothing.
+    @Test(.timeLimit(.minutes(1))) func malformedMembershipRequestsAre400() async throws {
+        try await withServer { client in
+            let requests: [(String, HTTPRequest.Method, String)] = [
+                ("/2", .post, "not a url"),
+                ("/2", .post, "ftp://127.0.0.1:1"),
+                ("/2", .post, "http://127.0.0.1:99999"),
+                ("/2", .post, ""),
+                ("/0", .post, "http://127.0.0.1:12379"),
+                ("/99999999999999999999", .post, "http://127.0.0.1:12379"),
+                ("/0", .delete, ""),
+                ("/99999999999999999999", .delete, ""),
+                ("/7", .delete, ""),  // not a member
+                ("/v1/members", .post, "{"),
+                ("/v1/members", .post, #"{"id":2}"#),
+                ("/v1/members", .post, #"{"id":-1,"peerURL":"http://127.0.0.1:1"}"#),
+                ("/v1/members", .post, #"{"id":0,"peerURL":"http://127.0.0.1:1"}"#),
+                ("/v1/members", .post, #"{"id":2,"peerURL":"127.0.0.1:1"}"#),
+                ("/v1/members", .post, #"{"id":2,"peerURL":"http://127.0.0.1:1","learner":"yes"}"#),
+                ("/v1/members/abc", .delete, ""),
+                ("/v1/members/0", .delete, ""),
+                ("/v1/leader", .post, "2"),
+                ("/v1/leader", .post, #"{"id":0}"#),
+                ("/v1/leader", .post, #"{"id":5}"#),  // not a voter
+            ]
+            for (uri, method, body) in requests {
+                try await client.execute(uri: uri, method: method, body: ByteBuffer(string: body)) { response in
+                    #expect(response.status == .badRequest, "\(method) \(uri) \(body)")
+                    #expect(!errorMessage(response).hasPrefix("<not a JSON"), "\(method) \(uri) \(body)")
                 }
             }
             try await client.execute(uri: "/notanid", method: .delete) { response in
                 #expect(response.status == .notFound)
+            }
+            try await client.execute(uri: "/v1/members", method: .get) { response in
+                let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+                #expect((object?["members"] as? [Any])?.count == 1)
+            }
+            try await client.execute(uri: "/v1/status", method: .get) { response in
+                let status = try JSONDecoder().decode(ReplicaStatus.self, from: Data(response.body.readableBytesView))
+                #expect(status.leader == 1)
             }
         }
     }
@@ -286,7 +381,10 @@ import Testing
     @Test(.timeLimit(.minutes(1)), arguments: [ReplicaError.noLeader, .proposalDropped, .stopped])
     func retryableErrorsAre503WithRetryAfter(_ error: ReplicaError) async throws {
         try await withScriptedReplica(ScriptedReplica(error: error)) { client in
-            for (uri, method) in [("/k", HTTPRequest.Method.put), ("/k", .get), ("/v1/kv/k", .delete), ("/get?key=k", .get)] {
+            for (uri, method) in [
+                ("/k", HTTPRequest.Method.put), ("/k", .get), ("/v1/kv/k", .delete), ("/get?key=k", .get),
+                ("/v1/members", .get), ("/2", .delete), ("/v1/members/2", .delete),
+            ] {
                 try await client.execute(uri: uri, method: method, body: ByteBuffer(string: "v")) { response in
                     #expect(response.status == .serviceUnavailable)
                     #expect(response.headers[.retryAfter] == "1")
@@ -339,6 +437,16 @@ struct ScriptedReplica: KeyValueReplica {
     func delete(key: [UInt8]) async throws -> KeyValueStore.Outcome { throw error }
     func get(key: [UInt8], consistency: ReadConsistency) async throws -> [UInt8]? { throw error }
     func status() async -> ReplicaStatus { fixedStatus }
+    func members() async throws -> [ReplicaMember] { throw error }
+    func addMember(id: UInt64, peerURL: PeerURL, asLearner: Bool) async throws { throw error }
+    func removeMember(id: UInt64) async throws { throw error }
+    func transferLeadership(to id: UInt64) async throws { throw error }
+}
+
+func makeTemporaryDirectory() -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("flotilla-kv-\(UUID().uuidString)").path
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
 }
 
 /// The `error` field of a JSON error body, or a note saying the body is not one.

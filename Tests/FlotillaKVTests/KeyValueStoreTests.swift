@@ -197,34 +197,10 @@ import Raft
                 if bytes.count > 1 { bytes[1] = UInt8(1 + rng.next() % 2) }
             }
             if (try? KeyValueStore.Command(decoding: bytes)) != nil { decodedCommands += 1 }
-            _ = try? Proposal(decoding: bytes)
             _ = try? KeyValueStore(snapshot: bytes)
             _ = try? KeyValueStore(snapshot: sealed(header + bytes))
         }
         #expect(decodedCommands > 0)
-    }
-
-    // MARK: Proposal envelope
-
-    @Test func proposalsRoundTrip() throws {
-        let proposal = Proposal(requestID: 0x0102_0304_0506_0708, command: [1, 2, 3])
-        let bytes = proposal.encoded()
-        #expect(bytes == [1, 8, 7, 6, 5, 4, 3, 2, 1, 1, 2, 3])
-        #expect(try Proposal(decoding: bytes) == proposal)
-        #expect(throws: KeyValueStoreError.truncated(what: "proposal", field: "version", offset: 0)) { try Proposal(decoding: []) }
-        #expect(throws: KeyValueStoreError.truncated(what: "proposal", field: "request id", offset: 1)) {
-            try Proposal(decoding: [1, 2, 3])
-        }
-        #expect(throws: KeyValueStoreError.unsupportedVersion(what: "proposal", version: 9, supported: 1)) {
-            try Proposal(decoding: [9] + [UInt8](repeating: 0, count: 8))
-        }
-    }
-
-    @Test func requestIDsDoNotRepeat() {
-        var ids = RequestIDGenerator()
-        let made = (0..<1000).map { _ in ids.make() }
-        #expect(Set(made).count == 1000)
-        #expect(!made.contains(0))
     }
 }
 

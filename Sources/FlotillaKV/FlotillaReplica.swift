@@ -1,0 +1,103 @@
+import Flotilla
+import RaftNIO
+
+/// The key-value store is the runtime's state machine: its commands are `Command.encoded()`, its
+/// snapshots `snapshot()`. A command that does not decode (only a newer or broken writer makes
+/// one) changes nothing, on every replica alike, and answers its error.
+extension KeyValueStore: StateMachine {
+    public mutating func apply(_ command: [UInt8], index: UInt64) -> Result<Outcome, KeyValueStoreError> {
+        Result { () throws(KeyValueStoreError) in try apply(encoded: command) }
+    }
+}
+
+/// A `KeyValueReplica` on a `FlotillaNode`: durable (the node's WAL and snapshots), replicated
+/// over its transport, with linearizable reads through ReadIndex.
+///
+/// It is a thin handle: run the node itself (it is a `Service`) beside the HTTP server.
+public struct FlotillaReplica: KeyValueReplica {
+    public let node: FlotillaNode<KeyValueStore>
+
+    public init(node: FlotillaNode<KeyValueStore>) {
+        self.node = node
+    }
+
+    public func put(key: [UInt8], value: [UInt8]) async throws -> KeyValueStore.Outcome {
+        try await write(.put(key: key, value: value))
+    }
+
+    public func delete(key: [UInt8]) async throws -> KeyValueStore.Outcome {
+        try await write(.delete(key: key))
+    }
+
+    private func write(_ command: KeyValueStore.Command) async throws(ReplicaError) -> KeyValueStore.Outcome {
+        let result: Result<KeyValueStore.Outcome, KeyValueStoreError>
+        do {
+            result = try await node.apply(command.encoded())
+        } catch {
+            throw ReplicaError(error)
+        }
+        switch result {
+        case .success(let outcome): return outcome
+        case .failure(let error): throw .failed("the store refused its own command: \(error)")
+        }
+    }
+
+    public func get(key: [UInt8], consistency: ReadConsistency) async throws -> [UInt8]? {
+        do {
+            switch consistency {
+            case .linearizable: return try await node.read { $0.value(forKey: key) }
+            case .serializable: return try await node.readLocal { $0.value(forKey: key) }
+            }
+        } catch let error as FlotillaError {
+            throw ReplicaError(error)
+        }
+    }
+
+    public func status() async -> ReplicaStatus {
+        let status = await node.status
+        return ReplicaStatus(
+            id: status.nodeID, term: status.term, leader: status.leaderID, commit: status.commitIndex,
+            applied: status.appliedIndex, state: "\(status.role)")
+    }
+
+    public func members() async throws -> [ReplicaMember] {
+        let (members, leader) = await (node.members, node.status.leaderID)
+        return members.map { member in
+            ReplicaMember(
+                id: member.id, peerURL: member.address.map { PeerURL($0).description } ?? "",
+                learner: member.isLearner, leader: member.id == leader)
+        }
+    }
+
+    public func addMember(id: UInt64, peerURL: PeerURL, asLearner: Bool) async throws {
+        do {
+            try await node.addMember(id: id, address: peerURL.address, asLearner: asLearner)
+        } catch {
+            throw ReplicaError(error)
+        }
+    }
+
+    public func removeMember(id: UInt64) async throws {
+        let members = await node.members
+        guard members.contains(where: { $0.id == id }) else {
+            throw ReplicaError.invalidRequest("node \(id) is not a member (members: \(members.map(\.id)))")
+        }
+        do {
+            try await node.removeMember(id: id)
+        } catch {
+            throw ReplicaError(error)
+        }
+    }
+
+    public func transferLeadership(to id: UInt64) async throws {
+        let voters = await node.status.voters
+        guard voters.contains(id) else {
+            throw ReplicaError.invalidRequest("node \(id) is not a voter, so it cannot lead (voters: \(voters))")
+        }
+        do {
+            try await node.transferLeadership(to: id)
+        } catch {
+            throw ReplicaError(error)
+        }
+    }
+}
