@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import Prometheus
 import ServiceLifecycle
 
 #if canImport(FoundationEssentials)
@@ -22,9 +23,10 @@ import Foundation
 /// | `POST /v1/leader` JSON `{"id"}` | transfer leadership; 204 once this node sees it lead |
 /// | `GET /v1/status` | JSON `id`, `term`, `leader`, `commit`, `applied`, `state` |
 /// | `GET /health` | 200 with a leader and applied == commit, else 503 |
+/// | `GET /metrics` | Prometheus text, when the API was given a registry |
 ///
 /// Keys in a path are one percent-encoded segment (`%2F` for a slash); the first segments
-/// `health`, `set`, `get` and `v1` are routes, so such keys go through `/v1/kv/KEY`,
+/// `health`, `metrics`, `set`, `get` and `v1` are routes, so such keys go through `/v1/kv/KEY`,
 /// and so do keys of digits only when they are to be deleted (`DELETE /ID` removes a member).
 ///
 /// Errors are JSON `{"error": "…"}`: 400 malformed (bad key, bad percent-encoding, bad
@@ -46,10 +48,13 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
 
     public let replica: Replica
     public let limits: Limits
+    /// What `GET /metrics` shows; without one, that route is 404.
+    public let metrics: PrometheusCollectorRegistry?
 
-    public init(replica: Replica, limits: Limits = Limits()) {
+    public init(replica: Replica, limits: Limits = Limits(), metrics: PrometheusCollectorRegistry? = nil) {
         self.replica = replica
         self.limits = limits
+        self.metrics = metrics
     }
 
     /// A router with every route, its errors rendered as JSON.
@@ -94,6 +99,14 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
             let key = try self.pathKey(context)
             _ = try await self.replica.delete(key: key)
             return Response(status: .noContent)
+        }
+
+        if let metrics {
+            router.get("metrics") { _, _ in
+                Response(
+                    status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
+            }
         }
 
         router.get("v1/members") { _, _ in

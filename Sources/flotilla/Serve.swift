@@ -3,7 +3,9 @@ import Flotilla
 import FlotillaKV
 import Hummingbird
 import Logging
+import Metrics
 import NIOCore
+import Prometheus
 import RaftNIO
 
 #if canImport(Glibc)
@@ -86,6 +88,9 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "flotilla")
+        // The node's swift-metrics go to this registry, which `GET /metrics` shows.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
         var others: [UInt64: TransportAddress] = [:]
         for (index, url) in peers.enumerated() where UInt64(index + 1) != id { others[UInt64(index + 1)] = url.address }
@@ -113,7 +118,8 @@ struct Serve: AsyncParsableCommand {
             ])
 
         let api = HTTPAPI(
-            replica: FlotillaReplica(node: node), limits: HTTPAPI.Limits(maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes))
+            replica: FlotillaReplica(node: node), limits: HTTPAPI.Limits(maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes),
+            metrics: registry)
         let app = makeApplication(
             api: api, services: [node], address: .hostname(listenHost, port: port), logger: logger)
         // SIGINT and SIGTERM trigger a graceful shutdown: the HTTP server stops taking

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import Prometheus
 import RaftNIO
 import Testing
 
@@ -15,13 +16,14 @@ import Testing
     static let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// A one-node cluster's node, its data in `directory`, with fast ticks.
-    static func makeNode(directory: String) throws -> FlotillaNode<KeyValueStore> {
+    static func makeNode(directory: String, metrics: PrometheusCollectorRegistry? = nil) throws -> FlotillaNode<KeyValueStore> {
         let configuration = FlotillaConfiguration(
             nodeID: 1, clusterID: 7, listenAddress: TransportAddress(host: "127.0.0.1", port: 0),
             dataDirectory: directory, tickInterval: .milliseconds(10), snapshotInterval: 5,
             entriesKeptAfterCompaction: 2, maxProposalSize: (1 << 20) + 1024 + 64)
         return try FlotillaNode(
-            configuration: configuration, stateMachine: KeyValueStore(), logger: quietLogger)
+            configuration: configuration, stateMachine: KeyValueStore(), logger: quietLogger,
+            metricsFactory: metrics.map { PrometheusMetricsFactory(registry: $0) })
     }
 
     /// Runs `body` against an application whose replica is a running one-node cluster, its data
@@ -33,10 +35,11 @@ import Testing
     ) async throws {
         let temporary = directory == nil ? makeTemporaryDirectory() : nil
         defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
-        let node = try Self.makeNode(directory: directory ?? temporary!)
+        let registry = PrometheusCollectorRegistry()
+        let node = try Self.makeNode(directory: directory ?? temporary!, metrics: registry)
         try await node.start()
         let app = makeApplication(
-            api: HTTPAPI(replica: FlotillaReplica(node: node), limits: limits), services: [node],
+            api: HTTPAPI(replica: FlotillaReplica(node: node), limits: limits, metrics: registry), services: [node],
             address: .hostname("127.0.0.1", port: 0), logger: Self.quietLogger)
         try await app.test(.router) { client in
             try await node.waitForLeader(timeout: .seconds(10))
@@ -363,6 +366,20 @@ import Testing
             try await client.execute(uri: "/v1/status", method: .get) { response in
                 let status = try JSONDecoder().decode(ReplicaStatus.self, from: Data(response.body.readableBytesView))
                 #expect(status.leader == 1)
+            }
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func metricsArePrometheusText() async throws {
+        try await withServer { client in
+            try await client.execute(uri: "/k", method: .put, body: ByteBuffer(string: "v")) { _ in }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
+                let text = String(buffer: response.body)
+                #expect(text.contains("# TYPE flotilla_proposals_total counter"))
+                #expect(text.contains(#"flotilla_proposals_total{node="1"} 1"#))
+                #expect(text.contains("flotilla_is_leader"))
             }
         }
     }
