@@ -119,6 +119,11 @@ struct ClusterTests {
         try await cluster.nodes[leader]!.transferLeadership(to: target)
         #expect(try await cluster.leader() == target)
         try await applyRetrying(cluster.nodes[leader]!, command("k", "v"))
+        // Asked on a follower, for a third node: the follower forwards the request to the
+        // leader (its `from` is the transferee, not the follower).
+        let next = [UInt64(1), 2, 3].first { $0 != target && $0 != leader }!
+        try await cluster.nodes[leader]!.transferLeadership(to: next)
+        #expect(try await cluster.leader() == next)
         await cluster.shutdown()
     }
 }

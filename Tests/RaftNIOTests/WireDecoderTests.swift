@@ -154,6 +154,18 @@ struct InboundStreamHandlerTests {
         #expect(channel.isActive)
     }
 
+    /// A follower forwards a transfer request to the leader as raft made it: `from` is the
+    /// transferee, not the follower that sends it.
+    @Test(.timeLimit(.minutes(1)))
+    func forwardedTransferRequestIsDelivered() throws {
+        let delivered = Delivered()
+        let channel = try makeChannel(delivered: delivered)
+        let forwarded = Message(type: .transferLeader, to: 1, from: 3)
+        try channel.writeInbound(bytes([.preamble(Preamble(kind: .messages, clusterID: 7, from: 2, to: 1)), .messages([forwarded])]))
+        #expect(delivered.messages.withLock { $0 } == [forwarded])
+        #expect(channel.isActive)
+    }
+
     /// Each of these closes the connection and delivers nothing.
     @Test(.timeLimit(.minutes(1)), arguments: [
         "other cluster", "other receiver", "zero sender", "malformed raftpb", "misaddressed", "local type",

@@ -158,10 +158,14 @@ struct InboundStreamStateMachine {
         }
     }
 
-    /// Raft trusts `from`; the stream already proved who it is, so the two must agree. Local
+    /// Raft trusts `from`; the stream already proved who it is, so the two must agree — except
+    /// for `transferLeader`, whose `from` is the transferee: a follower asked for a transfer
+    /// forwards the request to the leader as it is (etcd's stepFollower does the same). Local
     /// message types never cross the network (stepping one in is an error in `Raft`).
     private func checkAddress(_ message: Message, peer: UInt64) -> TransportProtocolError? {
-        guard message.to == localID, message.from == peer, !message.type.isLocal else {
+        guard message.to == localID, message.from == peer || (message.type == .transferLeader && message.from != 0),
+            !message.type.isLocal
+        else {
             return TransportProtocolError(
                 .misaddressedMessage(type: "\(message.type)", from: message.from, to: message.to))
         }
