@@ -69,6 +69,7 @@ let package = Package(
             name: "FlotillaKV",
             dependencies: [
                 "Flotilla",
+                "RaftWAL",
                 "RaftNIO",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -123,6 +124,7 @@ let package = Package(
                 "Flotilla",
                 "Raft",
                 "RaftNIO",
+                "RaftWAL",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -1,3 +1,5 @@
+import RaftWAL  // CRC32C: the checksum of snapshots, the same as the WAL's
+
 /// The key-value state machine that `flotilla` replicates: a map from byte-string keys to
 /// byte-string values, changed only by applying committed commands in log order.
 ///
@@ -358,22 +360,5 @@ struct ByteReader {
     mutating func readRest() -> [UInt8] {
         defer { position = bytes.endIndex }
         return Array(bytes[position...])
-    }
-}
-
-/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum etcd's WAL uses.
-enum CRC32C {
-    private static let table: [UInt32] = (0..<256).map { i -> UInt32 in
-        var crc = UInt32(i)
-        for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
-        return crc
-    }
-
-    static func checksum(_ bytes: some Sequence<UInt8>) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for byte in bytes {
-            crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8)
-        }
-        return crc ^ 0xFFFF_FFFF
     }
 }

@@ -1,5 +1,6 @@
 import Testing
 import Raft
+import RaftWAL
 
 @testable import FlotillaKV
 
@@ -107,10 +108,6 @@ import Raft
         b.apply(.put(key: [99, 99, 99], value: []))
         b.apply(.delete(key: [99, 99, 99]))
         #expect(a.snapshot() == b.snapshot())
-    }
-
-    @Test func crc32cMatchesTheStandardCheckValue() {
-        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
     }
 
     /// The body of a snapshot with a correct checksum appended.
