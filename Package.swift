@@ -82,7 +82,9 @@ let package = Package(
             dependencies: [
                 "FlotillaKV",
                 "Flotilla",
+                "Raft",
                 "RaftNIO",
+                "RaftWAL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -10,7 +10,11 @@ struct Flotilla: AsyncParsableCommand {
             Plain `flotilla` is `flotilla serve`: a one-node cluster on 127.0.0.1 (HTTP on port \
             12380, peers on 12379), its data in ./flotilla-1.
             """,
-        subcommands: [Serve.self],
+        subcommands: [
+            Serve.self,
+            WALCommand.self,
+            LocalCluster.self,
+        ],
         defaultSubcommand: Serve.self
     )
 }

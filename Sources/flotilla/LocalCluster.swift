@@ -1,0 +1,208 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `flotilla cluster --nodes N`: N `flotilla serve` processes on loopback, their output
+/// prefixed `[nK] `, until Ctrl-C or SIGTERM (which stops them all).
+struct LocalCluster: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster",
+        abstract: "Start a local cluster on loopback (for trying flotilla out); Ctrl-C stops it.",
+        discussion: """
+            Node K listens for peers on 127.0.0.1:K2379 and for clients on 127.0.0.1:K2380 \
+            (12379/12380, 22379/22380, …), its data in BASE/nodeK. Each line a node prints is \
+            prefixed [nK]. SIGINT or SIGTERM sends SIGTERM to every node and waits for them.
+            """)
+
+    @Option(help: "Number of nodes (1 to 6).")
+    var nodes: Int = 3
+
+    @Option(help: "Base data directory: node K's data in BASE/nodeK.")
+    var dataDir: String = "flotilla-cluster"
+
+    @Option(help: "Passed to each node's serve --snapshot-count.")
+    var snapshotCount: UInt64?
+
+    @Option(help: "Passed to each node's serve --log-level.")
+    var logLevel: String?
+
+    func validate() throws {
+        guard (1...6).contains(nodes) else { throw ValidationError("--nodes must be between 1 and 6 (ports K2379 and K2380)") }
+    }
+
+    static func peerPort(_ k: Int) -> Int { k * 10_000 + 2379 }
+    static func httpPort(_ k: Int) -> Int { k * 10_000 + 2380 }
+
+    func run() async throws {
+        guard let executable = Bundle.main.executableURL else {
+            throw ValidationError("cannot find this executable's path")
+        }
+        let peers = (1...nodes).map { "http://127.0.0.1:\(Self.peerPort($0))" }.joined(separator: ",")
+        let output = PrefixedOutput(color: isatty(STDOUT_FILENO) != 0)
+        do {
+            try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        } catch {
+            throw ValidationError("cannot create --data-dir \(dataDir): \(error)")
+        }
+
+        var children: [(k: Int, process: Process)] = []
+        for k in 1...nodes {
+            var arguments = [
+                "serve", "--id", "\(k)", "--cluster", peers, "--port", "\(Self.httpPort(k))",
+                "--data-dir", "\(dataDir)/node\(k)",
+            ]
+            if let snapshotCount { arguments += ["--snapshot-count", "\(snapshotCount)"] }
+            if let logLevel { arguments += ["--log-level", logLevel] }
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = arguments
+            let out = Pipe()
+            let err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            process.standardInput = FileHandle.nullDevice
+            for pipe in [out, err] {
+                let splitter = LineSplitter(node: k, output: output)
+                pipe.fileHandleForReading.readabilityHandler = { handle in
+                    let data = handle.availableData
+                    if data.isEmpty {
+                        handle.readabilityHandler = nil
+                        splitter.finish()
+                    } else {
+                        splitter.feed(data)
+                    }
+                }
+            }
+            do {
+                try process.run()
+            } catch {
+                for (_, started) in children { kill(started.processIdentifier, SIGTERM) }
+                throw ValidationError("cannot start node \(k): \(error)")
+            }
+            children.append((k, process))
+        }
+
+        // Handle SIGINT and SIGTERM ourselves (after starting the children: an ignored signal would stay ignored in them).
+        let stop = StopFlag()
+        var sources: [any DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { stop.set() }
+            source.resume()
+            sources.append(source)
+        }
+        defer { sources.forEach { $0.cancel() } }
+
+        var banner = "flotilla cluster: \(nodes) node(s), data in \(dataDir)/nodeK\n"
+        for (k, process) in children {
+            banner += "  n\(k): pid \(process.processIdentifier), client API http://127.0.0.1:\(Self.httpPort(k)), peer URL http://127.0.0.1:\(Self.peerPort(k))\n"
+        }
+        banner += """
+              try: curl -L -X PUT http://127.0.0.1:\(Self.httpPort(1))/my-key -d hello
+                   curl -L http://127.0.0.1:\(Self.httpPort(min(2, nodes)))/my-key
+                   curl -s http://127.0.0.1:\(Self.httpPort(1))/v1/members
+            Ctrl-C stops every node.
+
+            """
+        output.write(banner)
+
+        var reported = Set<Int>()
+        while !stop.isSet {
+            for (k, process) in children where !process.isRunning && !reported.contains(k) {
+                reported.insert(k)
+                output.write("flotilla cluster: n\(k) exited (\(describe(process)))\n")
+            }
+            if reported.count == children.count {
+                output.write("flotilla cluster: every node has exited\n")
+                throw ExitCode(1)
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+
+        output.write("flotilla cluster: stopping every node (SIGTERM)\n")
+        for (_, process) in children where process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        let deadline = ContinuousClock.now + .seconds(15)
+        while children.contains(where: { $0.process.isRunning }) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        for (k, process) in children where process.isRunning {
+            output.write("flotilla cluster: n\(k) did not stop in 15 s; killing it\n")
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        for (k, process) in children where !reported.contains(k) {
+            output.write("flotilla cluster: n\(k) stopped (\(describe(process)))\n")
+        }
+    }
+
+    private func describe(_ process: Process) -> String {
+        process.terminationReason == .uncaughtSignal
+            ? "signal \(process.terminationStatus)" : "status \(process.terminationStatus)"
+    }
+}
+
+/// Set from a signal handler, read by the main loop.
+private final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
+/// Writes whole lines to stdout, one at a time.
+private final class PrefixedOutput: @unchecked Sendable {
+    private let lock = NSLock()
+    let color: Bool
+    init(color: Bool) { self.color = color }
+
+    func write(_ text: String) {
+        lock.withLock { FileHandle.standardOutput.write(Data(text.utf8)) }
+    }
+
+    func prefix(node: Int) -> String {
+        guard color else { return "[n\(node)] " }
+        let codes = [32, 33, 34, 35, 36, 31]
+        return "\u{1b}[\(codes[(node - 1) % codes.count])m[n\(node)]\u{1b}[0m "
+    }
+}
+
+/// Splits a child's output into lines and writes each one prefixed with its node.
+private final class LineSplitter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var pending = Data()
+    private let prefix: String
+    private let output: PrefixedOutput
+
+    init(node: Int, output: PrefixedOutput) {
+        self.output = output
+        self.prefix = output.prefix(node: node)
+    }
+
+    func feed(_ data: Data) {
+        lock.withLock {
+            pending.append(data)
+            var text = ""
+            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                text += prefix + String(decoding: pending[pending.startIndex...newline], as: UTF8.self)
+                pending.removeSubrange(pending.startIndex...newline)
+            }
+            if !text.isEmpty { output.write(text) }
+        }
+    }
+
+    func finish() {
+        lock.withLock {
+            if !pending.isEmpty { output.write(prefix + String(decoding: pending, as: UTF8.self) + "\n") }
+            pending = Data()
+        }
+    }
+}
