@@ -132,6 +132,9 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // Starts real `flotilla` processes (the executable next to the test bundle) and talks
+        // to them with curl.
+        .testTarget(name: "FlotillaEndToEndTests"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,110 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Real `flotilla serve` processes on loopback, driven over HTTP with curl.
+@Suite(
+    .serialized,
+    .enabled(
+        if: flotillaExecutable != nil,
+        "no flotilla executable next to the test bundle: run `swift build --product flotilla` first (or set FLOTILLA_BINARY)")
+)
+struct EndToEndTests {
+    @Test(.timeLimit(.minutes(2)))
+    func writesSurviveALeaderCrashAndMembershipChanges() async throws {
+        let cluster = LocalTestCluster(executable: try #require(flotillaExecutable), size: 3)
+        defer { cluster.close() }
+        try cluster.startAll()
+
+        // Write through node 1 (once the cluster has a leader), read through the others.
+        let firstWrite = await eventually { cluster.node(1).put("alpha", "one") == 204 }
+        #expect(firstWrite, "no write accepted\n\(cluster.logs)")
+        for id in [2, 3] {
+            let response = cluster.node(id).get("alpha")
+            #expect(response.status == 200 && response.body == "one", "node \(id): \(response)")
+        }
+
+        // kill -9 the leader; the others elect a new one and keep taking writes.
+        var leaderFound: Int?
+        _ = await eventually { leaderFound = cluster.leader(); return leaderFound != nil }
+        let leader = try #require(leaderFound, "no leader\n\(cluster.logs)")
+        cluster.node(leader).stop(SIGKILL)
+        let survivor = cluster.nodes.first { $0.id != leader }!
+        for i in 1...5 {
+            let written = await eventually { survivor.put("after-crash-\(i)", "v\(i)") == 204 }
+            #expect(written, "write \(i) after the crash of node \(leader)\n\(cluster.logs)")
+        }
+
+        // Restart it: it recovers from its data dir and catches up.
+        try cluster.node(leader).start(executable: cluster.executable, cluster: cluster.clusterFlag)
+        let caughtUp = await eventually {
+            (1...5).allSatisfy { cluster.node(leader).localGet("after-crash-\($0)").body == "v\($0)" }
+        }
+        #expect(caughtUp, "node \(leader) did not catch up\n\(cluster.logs)")
+
+        // Add a fourth node: POST /4 with its peer URL, then start it with --join.
+        let fourth = ServerNode(id: 4, root: cluster.root)
+        cluster.nodes.append(fourth)
+        let added = await eventually { http("POST", "\(survivor.base)/4", body: fourth.peerURL).status == 204 }
+        #expect(added, "POST /4 failed\n\(cluster.logs)")
+        try fourth.start(executable: cluster.executable, cluster: cluster.clusterFlag, join: true)
+        let fourthCaughtUp = await eventually {
+            fourth.localGet("alpha").body == "one" && fourth.localGet("after-crash-5").body == "v5"
+        }
+        #expect(fourthCaughtUp, "node 4 did not catch up\n\(cluster.logs)")
+        #expect(survivor.memberIDs() == [1, 2, 3, 4])
+
+        // Remove a node that is not node 4 and not the survivor we talk to.
+        let removed = cluster.nodes.first { $0.id != survivor.id && $0.id != 4 }!
+        let deleted = await eventually { http("DELETE", "\(survivor.base)/\(removed.id)").status == 204 }
+        #expect(deleted, "DELETE /\(removed.id) failed\n\(cluster.logs)")
+        #expect(survivor.memberIDs() == [1, 2, 3, 4].filter { $0 != removed.id })
+        removed.stop(SIGTERM)
+
+        // The remaining three still take writes, and node 4 sees them.
+        let lastWrite = await eventually { fourth.put("after-remove", "done") == 204 }
+        #expect(lastWrite, "write after removing node \(removed.id)\n\(cluster.logs)")
+        let response = survivor.get("after-remove")
+        #expect(response.status == 200 && response.body == "done")
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func everyAcknowledgedWriteSurvivesAFullRestart() async throws {
+        let cluster = LocalTestCluster(executable: try #require(flotillaExecutable), size: 3)
+        defer { cluster.close() }
+        try cluster.startAll()
+
+        let ready = await eventually { cluster.node(1).put("ready", "yes") == 204 }
+        #expect(ready, "no write accepted\n\(cluster.logs)")
+        var acknowledged: [String: String] = ["ready": "yes"]
+        for i in 0..<30 {
+            let node = cluster.nodes[i % 3]
+            if node.put("key-\(i)", "value-\(i)") == 204 { acknowledged["key-\(i)"] = "value-\(i)" }
+        }
+        #expect(acknowledged.count == 31)
+
+        // SIGTERM stops every node cleanly.
+        for node in cluster.nodes {
+            let status = node.stop(SIGTERM)
+            #expect(status == 0, "node \(node.id) exited with \(status)\n\(node.log.suffix(2000))")
+        }
+
+        try cluster.startAll()
+        for node in cluster.nodes {
+            let all = await eventually {
+                acknowledged.allSatisfy { key, value in
+                    let response = node.get(key)
+                    return response.status == 200 && response.body == value
+                }
+            }
+            #expect(all, "node \(node.id) lost acknowledged writes after the restart\n\(cluster.logs)")
+        }
+    }
+}
