@@ -96,6 +96,12 @@ struct EndToEndTests {
             #expect(status == 0, "node \(node.id) exited with \(status)\n\(node.log.suffix(2000))")
         }
 
+        // `flotilla wal dump` shows the writes in a stopped node's data directory.
+        let dump = run(cluster.executable, ["wal", "dump", cluster.node(1).dataDir])
+        #expect(dump.status == 0, "\(dump.output)")
+        #expect(dump.output.contains("put key=key-0 (7 bytes)"), "\(dump.output)")
+        #expect(dump.output.contains("end: clean"), "\(dump.output)")
+
         try cluster.startAll()
         for node in cluster.nodes {
             let all = await eventually {
@@ -106,5 +112,33 @@ struct EndToEndTests {
             }
             #expect(all, "node \(node.id) lost acknowledged writes after the restart\n\(cluster.logs)")
         }
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func walDumpReportsDamageWithFileAndOffset() async throws {
+        let cluster = LocalTestCluster(executable: try #require(flotillaExecutable), size: 1)
+        defer { cluster.close() }
+        try cluster.startAll()
+        let node = cluster.node(1)
+        let written = await eventually { node.put("some-key", "some-value") == 204 }
+        #expect(written, "\(cluster.logs)")
+        node.stop(SIGTERM)
+
+        let walDirectory = node.dataDir + "/wal"
+        let segment = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: walDirectory).first { $0.hasSuffix(".wal") })
+        let clean = run(cluster.executable, ["wal", "dump", "--entries-only", walDirectory])
+        #expect(clean.status == 0, "\(clean.output)")
+        // The last put's record: damage a byte inside it.
+        let line = try #require(clean.output.split(separator: "\n").last { $0.contains("put key=some-key") })
+        let offset = try #require(line.split(separator: " ").first { $0.hasPrefix("@") }.flatMap { Int($0.dropFirst()) })
+        let path = walDirectory + "/" + segment
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[offset + 20] ^= 0xff
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+
+        let damaged = run(cluster.executable, ["wal", "dump", node.dataDir])
+        #expect(damaged.status == 1, "\(damaged.output)")
+        #expect(damaged.output.contains("DAMAGED: \(segment) at offset \(offset)"), "\(damaged.output)")
     }
 }

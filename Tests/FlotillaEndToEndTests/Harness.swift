@@ -79,6 +79,20 @@ func http(_ method: String, _ url: String, body: String? = nil, timeout: Double 
     return HTTPResponse(status: status, body: text)
 }
 
+/// Runs `executable` with `arguments` to its end: its exit status and its stdout and stderr.
+func run(_ executable: URL, _ arguments: [String]) -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = out
+    do { try process.run() } catch { return (-1, "\(error)") }
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
 /// Polls `condition` every 100 ms until it holds; false at the deadline.
 func eventually(within seconds: Double = 15, _ condition: () -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
