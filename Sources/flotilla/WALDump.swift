@@ -150,6 +150,16 @@ struct WALDump: ParsableCommand {
     static func describe(_ entry: Entry) -> String {
         let data = entry.data
         if data.isEmpty { return "(empty)" }
+        switch entry.type {
+        case .normal: break
+        case .confChange:
+            guard let change = try? ConfChange(serializedBytes: data) else { break }
+            return "\(change.type) node=\(change.nodeID)" + memberAddress(change.context)
+        case .confChangeV2:
+            guard let change = try? ConfChangeV2(serializedBytes: data) else { break }
+            let changes = change.changes.map { "\($0.type) node=\($0.nodeID)" }.joined(separator: ", ")
+            return "[\(changes)] transition=\(change.transition)" + memberAddress(change.context)
+        }
         guard entry.type == .normal else { return "\(data.count) bytes \(hex(data))" }
         if data.count >= 9, data[0] == 1,
             let command = try? KeyValueStore.Command(decoding: Array(data[9...]))
@@ -161,6 +171,18 @@ struct WALDump: ParsableCommand {
         }
         return "\(data.count) bytes \(hex(data))"
     }
+}
+
+/// " at HOST:PORT" from the runtime's conf change context (`[1][request id: 8][host length:
+/// 2][host][port: 4]`, little-endian), or "" when it does not decode or names no address.
+private func memberAddress(_ context: [UInt8]) -> String {
+    guard context.count >= 11, context[0] == 1 else { return "" }
+    let hostLength = Int(context[9]) | Int(context[10]) << 8
+    guard context.count == 11 + hostLength + 4 else { return "" }
+    let host = String(decoding: context[11..<11 + hostLength], as: UTF8.self)
+    var port = 0
+    for (shift, byte) in context[(11 + hostLength)...].enumerated() { port |= Int(byte) << (8 * shift) }
+    return port == 0 ? "" : " at \(host):\(port)"
 }
 
 private func printable(_ bytes: [UInt8]) -> String {

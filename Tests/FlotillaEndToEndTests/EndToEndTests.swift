@@ -129,6 +129,7 @@ struct EndToEndTests {
             try FileManager.default.contentsOfDirectory(atPath: walDirectory).first { $0.hasSuffix(".wal") })
         let clean = run(cluster.executable, ["wal", "dump", "--entries-only", walDirectory])
         #expect(clean.status == 0, "\(clean.output)")
+        #expect(clean.output.contains("confChange addNode node=1 at \(node.peerURL.dropFirst("http://".count))"), "\(clean.output)")
         // The last put's record: damage a byte inside it.
         let line = try #require(clean.output.split(separator: "\n").last { $0.contains("put key=some-key") })
         let offset = try #require(line.split(separator: " ").first { $0.hasPrefix("@") }.flatMap { Int($0.dropFirst()) })
