@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlotillaCLI
 
 /// `flotilla`: the replicated key-value server (SERVER.md). Plain `flotilla` is `flotilla serve`.
 @main
@@ -10,7 +11,8 @@ struct Flotilla: AsyncParsableCommand {
             Plain `flotilla` is `flotilla serve`: a one-node cluster on 127.0.0.1 (HTTP on port \
             12380, peers on 12379), its data in ./flotilla-1.
             """,
-        subcommands: [Serve.self],
+        subcommands: [Serve.self]
+            + ClientCommands.all,
         defaultSubcommand: Serve.self
     )
 }
