@@ -27,6 +27,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         // `GET /metrics`: the runtime's swift-metrics in the Prometheus text format.
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
+        // The client subcommands and `flotilla bench` (FlotillaCLI): HTTP client, latency histogram.
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.1.0"),
     ],
     targets: [
         .target(
@@ -77,9 +80,23 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The client subcommands (put, get, del, member, status) and the load generator (bench):
+        // an HTTP client over --endpoints, the bench engine, its summary and progress bar. A
+        // library so that FlotillaCLITests can test them; only the executable uses it.
+        .target(
+            name: "FlotillaCLI",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "flotilla",
             dependencies: [
+                "FlotillaCLI",
                 "FlotillaKV",
                 "Flotilla",
                 "Raft",
@@ -135,6 +152,14 @@ let package = Package(
         // Starts real `flotilla` processes (the executable next to the test bundle) and talks
         // to them with curl.
         .testTarget(name: "FlotillaEndToEndTests"),
+        .testTarget(
+            name: "FlotillaCLITests",
+            dependencies: [
+                "FlotillaCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -168,8 +168,12 @@ extension FlotillaNode {
     private func park<Value: Sendable>(
         _ id: UInt64, _ register: (Waiters<Value>.Continuation) -> Void
     ) async throws(FlotillaError) -> Value {
+        // `isolation: self`: the operation closure is not isolated to the actor (it does not
+        // capture `self`), so without it `register`, which touches raft and the waiter tables,
+        // ran on the global executor, racing the Ready loop (a crash under concurrent requests).
         let outcome = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: Waiters<Value>.Continuation) in
+            await withCheckedContinuation(isolation: self) { (continuation: Waiters<Value>.Continuation) in
+                self.preconditionIsolated("register must run on the node's actor")
                 if Task.isCancelled {
                     continuation.resume(returning: .failure(.cancelled))
                 } else {

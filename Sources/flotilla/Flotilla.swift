@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlotillaCLI
 
 /// `flotilla`: the replicated key-value server (SERVER.md). Plain `flotilla` is `flotilla serve`.
 @main
@@ -14,7 +15,7 @@ struct Flotilla: AsyncParsableCommand {
             Serve.self,
             WALCommand.self,
             LocalCluster.self,
-        ],
+        ] + ClientCommands.all,
         defaultSubcommand: Serve.self
     )
 }

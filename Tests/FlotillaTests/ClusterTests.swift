@@ -25,6 +25,24 @@ struct ClusterTests {
         await cluster.shutdown()
     }
 
+    // Requests used to register their waiters and propose off the node's actor, racing the
+    // Ready loop: under concurrent writes the node crashed (heap corruption, or raft's "appending
+    // after N is out of range"). `park` now runs them on the actor and checks it.
+    @Test("concurrent writes on the leader all apply", .timeLimit(.minutes(1)))
+    func concurrentWrites() async throws {
+        let cluster = try await TestCluster.start()
+        let leader = cluster.nodes[try await cluster.leader()]!
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<200 {
+                group.addTask { _ = try await applyRetrying(leader, command("c\(i)", "\(i)")) }
+            }
+            try await group.waitForAll()
+        }
+        let count = try await leader.read { $0.values.keys.filter { $0.hasPrefix("c") }.count }
+        #expect(count == 200)
+        await cluster.shutdown()
+    }
+
     @Test("the leader is stopped and writes continue on the new leader", .timeLimit(.minutes(1)))
     func leaderFailover() async throws {
         let cluster = try await TestCluster.start()
