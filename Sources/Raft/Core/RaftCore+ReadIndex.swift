@@ -28,7 +28,9 @@ extension RaftCore {
         // than an election timeout ago): those followers grant no vote before it ends. Without
         // such a quorum, or during a transfer (whose votes skip the followers' leases), confirm
         // leadership with a heartbeat round as `.safe` does.
-        if readOnly.option == .leaseBased && leadTransferee == 0 && quorumHeardSinceLastCheck {
+        // `quorumActive` is CheckQuorum's own test: the leader counts itself (it is marked active
+        // from becoming leader on, and the checks reset only the others).
+        if readOnly.option == .leaseBased && leadTransferee == 0 && tracker.quorumActive() {
             respondToReadIndex(m, index: log.committed)
             return
         }
@@ -36,16 +38,6 @@ extension RaftCore {
         readOnly.addRequest(index: log.committed, m)
         _ = readOnly.recvAck(from: id, context: m.entries[0].data)
         broadcastHeartbeat(context: m.entries[0].data)
-    }
-
-    /// Whether a quorum (counting this leader) answered since the last CheckQuorum round.
-    private var quorumHeardSinceLastCheck: Bool {
-        let progress = tracker.progress, me = id
-        return tracker.config.voters.voteResult { voter in
-            if voter == me { return true }
-            guard let i = progress.index(of: voter) else { return nil }
-            return progress[position: i].recentActive
-        } == .won
     }
 
     /// Answers locally (a ReadState) or to the follower that forwarded the request.
