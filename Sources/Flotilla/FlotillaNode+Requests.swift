@@ -25,12 +25,10 @@ extension FlotillaNode {
             let data = ProposalEnvelope(requestID: id, command: command).encoded()
             return try await park(id) { (continuation: Waiters<Machine.Response>.Continuation) in
                 writes.register(id, deadline: deadline, continuation)
-                do {
-                    try raw.propose(data)
-                    wake()
-                } catch {
-                    writes.resolve(id, .failure(droppedError(error)))
-                }
+                // Proposed with the others gathered before the next Ready: one message.
+                batch.commands.append(data)
+                batch.proposalIDs.append(id)
+                wake()
             }
         } catch {
             metrics.proposalsFailed.increment()
@@ -53,17 +51,26 @@ extension FlotillaNode {
         let id = ids.make()
         let index: UInt64 = try await park(id) { (continuation: Waiters<UInt64>.Continuation) in
             readIndexes.register(id, deadline: deadline, continuation)
-            raw.readIndex(readContext(id))
+            // One read-index round serves the reads gathered before the next Ready.
+            batch.readIDs.append(id)
             wake()
         }
         if applied < index {
-            let waitID = ids.make()
-            try await park(waitID) { (continuation: Waiters<Void>.Continuation) in
-                appliedWaits.register(waitID, key: index, deadline: deadline, continuation)
-            }
+            try await waitUntilApplied(index, timeout: deadline - ContinuousClock.now)
         }
         try checkRunning()
         return try body(machine)
+    }
+
+    /// Returns once this node has applied `index` (at once if it has). Throws `.timeout` after
+    /// `timeout`, `.cancelled`, `.stopped`.
+    public func waitUntilApplied(_ index: UInt64, timeout: Duration) async throws(FlotillaError) {
+        try checkRunning()
+        guard applied < index else { return }
+        let id = ids.make()
+        try await park(id) { (continuation: Waiters<Void>.Continuation) in
+            appliedWaits.register(id, key: index, deadline: ContinuousClock.now + timeout, continuation)
+        }
     }
 
     /// Runs `body` on this node's state machine as it is (serializable): fast and available
@@ -155,7 +162,7 @@ extension FlotillaNode {
     }
 
     /// The error for a proposal raft refused.
-    private func droppedError(_ error: any Error) -> FlotillaError {
+    func droppedError(_ error: any Error) -> FlotillaError {
         guard let error = error as? RaftError, error == .proposalDropped else { return .failed("\(error)") }
         if leader == 0 { return .noLeader }
         if leader != nodeID { return .notLeader(leaderID: leader) }

@@ -38,6 +38,10 @@ public actor FlotillaNode<Machine: StateMachine> {
     let raw: RawNode
     let storage: DiskStorage
     let transport: RaftTransport
+    /// WAL saves and snapshot writes, in order, off the actor.
+    let disk: DiskThread
+    /// Snapshot encoding, so that a big one does not hold up the WAL.
+    let snapshotThread: DiskThread
     let logger: Logger
     let metrics: FlotillaMetrics
 
@@ -54,6 +58,14 @@ public actor FlotillaNode<Machine: StateMachine> {
     var snapshotIndex: UInt64
     /// Snapshot after this Ready, whatever the interval (a member was added).
     var snapshotSoon = false
+    var snapshotUnderWay = false
+    /// The Ready being saved on the disk thread.
+    var inFlight: ReadyInFlight?
+    /// Requests for raft, gathered until the next Ready.
+    var batch = RequestBatch()
+    /// Read-index rounds asked of raft, by round id (the read context).
+    var readRounds: [UInt64: ReadRound] = [:]
+    var wakeQueued = false
     var confState: ConfState
     var leader: UInt64 = 0
     var role: StateType = .follower
@@ -166,6 +178,8 @@ public actor FlotillaNode<Machine: StateMachine> {
         self.addresses = addresses
         self.listenPort = configuration.listenAddress.port
         self.machine = machine
+        disk = DiskThread(name: "flotilla-disk-\(id)")
+        snapshotThread = DiskThread(name: "flotilla-snapshot-\(id)")
         transport = RaftTransport(
             configuration: RaftTransportConfiguration(
                 clusterID: configuration.clusterID, localID: id, listenAddress: configuration.listenAddress,
@@ -205,6 +219,8 @@ public actor FlotillaNode<Machine: StateMachine> {
             throw FlotillaError.stopped
         }
         for (peer, address) in addresses { transport.addPeer(id: peer, address: address) }
+        disk.start()
+        snapshotThread.start()
         let (stream, continuation) = AsyncStream.makeStream(of: LoopInput.self)
         inputs = continuation
         let interval = configuration.tickInterval
@@ -249,6 +265,9 @@ public actor FlotillaNode<Machine: StateMachine> {
         await loopTask?.value
         failAllWaiters(failure.map { .failed($0) } ?? .stopped)
         await transport.shutdown()
+        // A save or snapshot still running finishes (nothing waits for it); then the WAL closes.
+        await snapshotThread.shutdown()
+        await disk.shutdown()
         do {
             try storage.close()
         } catch {

@@ -8,40 +8,50 @@ enum LoopInput: Sendable {
     case tick
     case message(Message)
     case transport(TransportEvent)
-    /// A request gave raft work (a proposal, a read index, a transfer…).
+    /// A request gave the node work (a proposal, a read, a transfer…).
     case wake
+    /// The disk thread finished saving the Ready in flight (or failed to).
+    case persisted(Result<Void, any Error>)
+    /// The snapshot under way was written, at this index (or failed).
+    case snapshotTaken(Result<UInt64, any Error>)
+}
+
+/// The Ready handed out and being persisted on the disk thread.
+struct ReadyInFlight {
+    let ready: Ready
+    /// The leader sent its messages before saving.
+    let sent: Bool
+    /// Its committed entries and read states were handled before it was saved.
+    let applied: Bool
+}
+
+/// Requests gathered between two Readies: one proposal message and one read-index round serve
+/// them all (etcd's server batches its reads the same way).
+struct RequestBatch {
+    var commands: [[UInt8]] = []
+    var proposalIDs: [UInt64] = []
+    var readIDs: [UInt64] = []
+
+    var isEmpty: Bool { commands.isEmpty && readIDs.isEmpty }
+}
+
+/// The requests one read-index round answers.
+struct ReadRound {
+    let requestIDs: [UInt64]
+    let deadline: ContinuousClock.Instant
 }
 
 extension FlotillaNode {
-    /// The single serial loop: one input at a time into raft, then every Ready it produced.
-    /// Handling a Ready is synchronous (the transport's `send` never blocks; the WAL write is
-    /// a blocking call), so a Ready is always finished before the actor does anything else.
+    /// The single serial loop. Each input is given to raft, then the Ready it produced is
+    /// handled — unless one is still being persisted: then inputs keep being stepped (acks
+    /// counted, proposals appended) and the next Ready, with everything gathered meanwhile,
+    /// is taken once the disk thread reports. One Ready is out at a time, as RawNode requires.
     func loop(_ inputs: AsyncStream<LoopInput>) async {
         for await input in inputs {
             guard case .running = lifecycle else { break }
-            switch input {
-            case .tick:
-                raw.tick()
-                expireWaiters()
-            case .message(let message):
-                do {
-                    try raw.step(message)
-                } catch {
-                    logger.trace("ignored a message", metadata: ["type": "\(message.type)", "error": "\(error)"])
-                }
-            case .transport(.unreachable(let peer)):
-                raw.reportUnreachable(peer)
-            case .transport(.snapshot(let peer, let status)):
-                raw.reportSnapshot(peer, status: status)
-            case .wake:
-                break
-            }
             do {
-                while raw.hasReady {
-                    let ready = raw.ready()
-                    try handle(ready)
-                    raw.advance(ready)
-                }
+                try take(input)
+                try driveReady()
             } catch {
                 // The storage or the state machine failed: the state machine may no longer
                 // follow the log. Stop; a restart recovers from what reached the disk.
@@ -55,7 +65,42 @@ extension FlotillaNode {
         }
     }
 
+    private func take(_ input: LoopInput) throws {
+        switch input {
+        case .tick:
+            raw.tick()
+            expireWaiters()
+        case .message(let message):
+            do {
+                try raw.step(message)
+            } catch {
+                logger.trace("ignored a message", metadata: ["type": "\(message.type)", "error": "\(error)"])
+            }
+        case .transport(.unreachable(let peer)):
+            raw.reportUnreachable(peer)
+        case .transport(.snapshot(let peer, let status)):
+            raw.reportSnapshot(peer, status: status)
+        case .wake:
+            wakeQueued = false
+        case .persisted(let result):
+            try result.get()
+            guard let inFlight else { preconditionFailure("a save completed with no Ready in flight") }
+            self.inFlight = nil
+            try finish(inFlight)
+        case .snapshotTaken(let result):
+            snapshotUnderWay = false
+            let index = try result.get()
+            snapshotIndex = max(snapshotIndex, index)
+            metrics.snapshots.increment()
+            try maybeSnapshot()  // a member added meanwhile asks for another
+        }
+    }
+
+    /// Asks the loop to look at the node again (after a request gave raft or the batch work).
+    /// At most one wake waits in the queue at a time.
     func wake() {
+        guard !wakeQueued else { return }
+        wakeQueued = true
         inputs?.yield(.wake)
     }
 
@@ -66,44 +111,116 @@ extension FlotillaNode {
         appliedWaits.expire(now: now)
         leaderWaits.expire(now: now)
         memberships.expire(now: now)
+        if !readRounds.isEmpty {
+            readRounds = readRounds.filter { $0.value.deadline > now }
+        }
     }
 
-    /// One Ready, in etcd's order (DiskStorage's documentation).
-    func handle(_ ready: Ready) throws {
-        if let soft = ready.softState { observe(soft) }
+    /// Hands the batched requests to raft, then takes and handles Readies until one must wait
+    /// for the disk, or none is left.
+    private func driveReady() throws {
+        while inFlight == nil {
+            submitBatch()
+            guard raw.hasReady else { return }
+            let ready = raw.ready()
+            if let soft = ready.softState { observe(soft) }
 
-        // Persist and send. The leader sends first: its followers write their logs while it
-        // writes its own (thesis §10.2.1); its own entry counts towards the commit only through
-        // this Ready, which is persisted before anything it commits is applied. A follower
-        // must persist first: its acknowledgements promise what is on its disk.
-        let isLeader = role == .leader
-        if isLeader { transport.send(ready.messages) }
-        if ready.hardState != nil || !ready.entries.isEmpty || !(ready.snapshot?.isEmpty ?? true) {
-            let start = ContinuousClock.now
-            try storage.save(ready)
-            metrics.walSave.recordNanoseconds(nanoseconds(ContinuousClock.now - start))
+            // The leader sends first: its followers write their logs while it writes its own
+            // (thesis §10.2.1). Its own entries count towards the commit before they are
+            // durable, but what they commit leaves the node only through a later Ready, taken
+            // once this one is saved. A follower persists first: its acknowledgements promise
+            // what is on its disk.
+            let sent = role == .leader
+            if sent { transport.send(ready.messages) }
+
+            // Committed entries that are not among this Ready's own entries were saved with an
+            // earlier Ready (only one is out at a time): apply them now, while this one is
+            // written, so a leader answers its clients without waiting for the next fdatasync.
+            let noSnapshot = ready.snapshot?.isEmpty ?? true
+            let lastCommitted = ready.committedEntries.last?.index ?? 0
+            let firstNew = ready.entries.first?.index ?? .max
+            let applied = noSnapshot && lastCommitted < firstNew
+            if applied { try applyCommitted(ready) }
+
+            let mustSave = ready.hardState != nil || !ready.entries.isEmpty || !(ready.snapshot?.isEmpty ?? true)
+            let flight = ReadyInFlight(ready: ready, sent: sent, applied: applied)
+            if mustSave {
+                inFlight = flight
+                save(ready)
+                return
+            }
+            try finish(flight)
         }
-        if !isLeader { transport.send(ready.messages) }
-        if let hardState = ready.hardState { committed = max(committed, hardState.commit) }
+    }
 
-        // Apply.
+    /// The requests gathered since the last Ready, to raft in one proposal and one read round.
+    private func submitBatch() {
+        guard !batch.isEmpty else { return }
+        let pending = batch
+        batch = RequestBatch()
+        if !pending.commands.isEmpty {
+            do {
+                try raw.propose(batch: pending.commands)
+            } catch {
+                let failure = droppedError(error)
+                for id in pending.proposalIDs { writes.resolve(id, .failure(failure)) }
+            }
+        }
+        if !pending.readIDs.isEmpty {
+            let round = ids.make()
+            let deadline = ContinuousClock.now + configuration.requestTimeout
+            readRounds[round] = ReadRound(requestIDs: pending.readIDs, deadline: deadline)
+            raw.readIndex(readContext(round))
+        }
+    }
+
+    /// Writes `ready` on the disk thread; `.persisted` comes back into the loop.
+    private func save(_ ready: Ready) {
+        let storage = storage
+        let walSave = metrics.walSave
+        let inputs = inputs
+        disk.submit { isActive in
+            guard isActive else { return }  // shutting down: the Ready is dropped, like a crash
+            let start = ContinuousClock.now
+            let result = Result<Void, any Error> { try storage.save(ready) }
+            walSave.recordNanoseconds(nanoseconds(ContinuousClock.now - start))
+            inputs?.yield(.persisted(result))
+        }
+    }
+
+    /// The rest of a Ready once it is durable: a follower's messages, what it commits, then
+    /// `advance`.
+    private func finish(_ flight: ReadyInFlight) throws {
+        let ready = flight.ready
+        if !flight.sent { transport.send(ready.messages) }
+        if let hardState = ready.hardState { committed = max(committed, hardState.commit) }
         if let snapshot = ready.snapshot, !snapshot.isEmpty { try restore(snapshot) }
+        if !flight.applied { try applyCommitted(ready) }
+        raw.advance(ready)
+        try maybeSnapshot()
+    }
+
+    /// Applies `ready`'s committed entries, resumes the requests waiting for them, and hands
+    /// out its read states.
+    private func applyCommitted(_ ready: Ready) throws {
+        if let hardState = ready.hardState { committed = max(committed, hardState.commit) }
         for entry in ready.committedEntries { try apply(entry) }
         if !ready.committedEntries.isEmpty {
             metrics.commits.increment(by: Int64(ready.committedEntries.count))
+            metrics.appliedIndex.record(Int64(applied))
+            metrics.applyLag.record(Int64(committed >= applied ? committed - applied : 0))
         }
-        metrics.appliedIndex.record(Int64(applied))
-        metrics.applyLag.record(Int64(committed >= applied ? committed - applied : 0))
-
-        // Reads: a ReadState says "serve this read once applied ≥ index".
+        // Reads: a ReadState says "serve the reads of this round once applied ≥ index".
         for readState in ready.readStates {
-            guard let id = requestID(fromReadContext: readState.requestContext) else { continue }
-            readIndexes.resolve(id, .success(readState.index))
+            guard let round = requestID(fromReadContext: readState.requestContext),
+                  let requests = readRounds.removeValue(forKey: round)
+            else { continue }
+            for id in requests.requestIDs { readIndexes.resolve(id, .success(readState.index)) }
         }
-        let applied = self.applied
-        appliedWaits.resolveAll(where: { $0 <= applied }, with: { _ in () })
-
-        try maybeSnapshot()
+        if !appliedWaits.isEmpty {
+            let applied = self.applied
+            appliedWaits.resolveAll(where: { $0 <= applied }, with: { _ in () })
+        }
     }
 
     private func observe(_ soft: SoftState) {
@@ -120,99 +237,6 @@ extension FlotillaNode {
         if leader != 0 {
             leaderWaits.resolveAll(where: { $0 == 0 || $0 == leader }, with: { _ in leader })
         }
-    }
-
-    /// A snapshot from the leader (already saved by `storage.save`): replace the state.
-    private func restore(_ snapshot: Snapshot) throws {
-        guard let envelope = SnapshotEnvelope(decoding: snapshot.data) else {
-            throw FlotillaError.failed("snapshot \(snapshot.metadata.index) is not a Flotilla snapshot")
-        }
-        try machine.restore(from: envelope.state)
-        for (peer, address) in envelope.addresses where peer != nodeID {
-            addresses[peer] = address
-            transport.addPeer(id: peer, address: address)
-        }
-        applied = snapshot.metadata.index
-        snapshotIndex = snapshot.metadata.index
-        confState = snapshot.metadata.confState
-        metrics.snapshotsRestored.increment()
-        logger.info("restored a snapshot from the leader", metadata: ["index": "\(snapshotIndex)"])
-    }
-
-    private func apply(_ entry: Entry) throws {
-        defer { applied = max(applied, entry.index) }
-        guard entry.index > applied else { return }
-        switch entry.type {
-        case .normal:
-            // An empty entry is the one a new leader appends: nothing to apply.
-            guard !entry.data.isEmpty else { return }
-            guard let proposal = ProposalEnvelope(decoding: entry.data) else {
-                // Every replica skips the same bytes the same way, so they stay identical.
-                logger.warning("skipped a committed entry that is not a Flotilla proposal", metadata: ["index": "\(entry.index)"])
-                return
-            }
-            let response = machine.apply(proposal.command, index: entry.index)
-            writes.resolve(proposal.requestID, .success(response))
-        case .confChange:
-            let change = try ConfChange(serializedBytes: entry.data)
-            applyMembership(change.asV2, single: change, index: entry.index)
-        case .confChangeV2:
-            let change = try ConfChangeV2(serializedBytes: entry.data)
-            applyMembership(change, single: nil, index: entry.index)
-        }
-    }
-
-    /// Applies a conf change to raft, then to the transport: a member added learns its
-    /// address from the change's context; a member removed is dropped.
-    private func applyMembership(_ change: ConfChangeV2, single: ConfChange?, index: UInt64) {
-        let context = MemberContext(decoding: change.context)
-        do {
-            confState = try raw.applyConfChangeChecked(change)
-        } catch {
-            logger.info("refused a membership change", metadata: ["index": "\(index)", "error": "\(error)"])
-            if let context { memberships.resolve(context.requestID, .failure(.invalidMembershipChange("\(error)"))) }
-            return
-        }
-        for item in change.changes where item.nodeID != nodeID {
-            switch item.type {
-            case .addNode, .addLearnerNode, .updateNode:
-                // The next snapshot must contain the new member: a node refuses a snapshot
-                // whose configuration leaves it out, and the one in storage may predate it.
-                snapshotSoon = true
-                if let address = context?.address {
-                    addresses[item.nodeID] = address
-                    transport.addPeer(id: item.nodeID, address: address)
-                }
-            case .removeNode:
-                addresses[item.nodeID] = nil
-                transport.removePeer(id: item.nodeID)
-            }
-        }
-        if change.changes.contains(where: { $0.nodeID == nodeID && $0.type == .removeNode }) {
-            logger.info("this node was removed from the cluster")
-        }
-        logger.info("membership changed", metadata: [
-            "index": "\(index)", "voters": "\(confState.voters.sorted())", "learners": "\(confState.learners.sorted())",
-        ])
-        if let context { memberships.resolve(context.requestID, .success(())) }
-    }
-
-    /// Every `snapshotInterval` applied entries, and after a member is added: snapshot the state machine (with the address
-    /// book) into storage, then drop the log behind it but `entriesKeptAfterCompaction`.
-    private func maybeSnapshot() throws {
-        let interval = configuration.snapshotInterval
-        guard interval > 0, applied > snapshotIndex, snapshotSoon || applied >= snapshotIndex + interval else { return }
-        snapshotSoon = false
-        let data = SnapshotEnvelope(addresses: addresses, state: try machine.snapshot()).encoded()
-        try storage.createSnapshot(index: applied, confState: confState, data: data)
-        snapshotIndex = applied
-        metrics.snapshots.increment()
-        let keep = configuration.entriesKeptAfterCompaction
-        if applied > keep {
-            let compactIndex = applied - keep
-            if compactIndex >= (try storage.firstIndex()) { try storage.compact(compactIndex) }
-        }
-        logger.debug("snapshot taken", metadata: ["index": "\(applied)", "bytes": "\(data.count)"])
     }
 }
 

@@ -15,8 +15,11 @@
 /// - `snapshot()` captures everything `apply` built; `restore(from:)` replaces the state with it.
 ///
 /// `apply` runs while the Ready loop waits for it, so keep it short: a slow `apply` delays
-/// heartbeats and every other request of this node. `snapshot()` runs every
-/// `Configuration.snapshotInterval` applied entries, also in the loop.
+/// heartbeats and every other request of this node. Every `Configuration.snapshotInterval`
+/// applied entries the node takes a snapshot: `captureSnapshot()` in the loop, then the
+/// closure it returns on a thread of its own. By default the capture is `snapshot()` itself;
+/// a state machine whose state is a value can capture a copy (cheap with copy-on-write) and
+/// encode it off the loop.
 ///
 /// ```swift
 /// struct Counter: StateMachine {
@@ -50,4 +53,16 @@ public protocol StateMachine: SendableMetatype {
     /// restart, or on the leader, when this node was too far behind to catch up from the log).
     /// A thrown error stops the node: the snapshot is corrupt or from an incompatible version.
     mutating func restore(from snapshot: [UInt8]) throws
+
+    /// Captures the state now, for a snapshot encoded later by the closure returned, on another
+    /// thread, while `apply` goes on. The closure's bytes must be what `snapshot()` returned at
+    /// the time of the capture. The default calls `snapshot()` at once.
+    func captureSnapshot() throws -> @Sendable () throws -> [UInt8]
+}
+
+extension StateMachine {
+    public func captureSnapshot() throws -> @Sendable () throws -> [UInt8] {
+        let bytes = try snapshot()
+        return { bytes }
+    }
 }

@@ -8,6 +8,12 @@ extension KeyValueStore: StateMachine {
     public mutating func apply(_ command: [UInt8], index: UInt64) -> Result<Outcome, KeyValueStoreError> {
         Result { () throws(KeyValueStoreError) in try apply(encoded: command) }
     }
+
+    /// A copy of the store (O(1): it shares the trie), encoded on the node's snapshot thread.
+    public func captureSnapshot() -> @Sendable () throws -> [UInt8] {
+        let store = self
+        return { store.snapshot() }
+    }
 }
 
 /// A `KeyValueReplica` on a `FlotillaNode`: durable (the node's WAL and snapshots), replicated
@@ -58,6 +64,12 @@ public struct FlotillaReplica: KeyValueReplica {
         return ReplicaStatus(
             id: status.nodeID, term: status.term, leader: status.leaderID, commit: status.commitIndex,
             applied: status.appliedIndex, state: "\(status.role)")
+    }
+
+    public func statusWhenCaughtUp(within timeout: Duration) async -> ReplicaStatus {
+        let commit = await node.status.commitIndex
+        try? await node.waitUntilApplied(commit, timeout: timeout)
+        return await status()
     }
 
     public func members() async throws -> [ReplicaMember] {

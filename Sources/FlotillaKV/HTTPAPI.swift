@@ -241,7 +241,7 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
     }
 
     private func health() async throws -> Response {
-        let status = await replica.status()
+        let status = await replica.statusWhenCaughtUp(within: .seconds(1))
         guard status.leader != 0 else {
             throw APIError(.serviceUnavailable, "unhealthy: no leader", headers: [.retryAfter: "1"])
         }

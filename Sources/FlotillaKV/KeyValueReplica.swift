@@ -15,6 +15,10 @@ public protocol KeyValueReplica: Sendable {
     func get(key: [UInt8], consistency: ReadConsistency) async throws -> [UInt8]?
     /// The replica's raft state, as `GET /v1/status` shows it.
     func status() async -> ReplicaStatus
+    /// The replica's state once it has applied the commit index it knew at the call, or after
+    /// `timeout` if it has not (`GET /health`: under load the commit index runs a moment ahead
+    /// of the applied one; a healthy replica catches up at once).
+    func statusWhenCaughtUp(within timeout: Duration) async -> ReplicaStatus
 
     /// The members of the cluster as this replica knows them, with the leader marked.
     func members() async throws -> [ReplicaMember]
@@ -25,6 +29,13 @@ public protocol KeyValueReplica: Sendable {
     func removeMember(id: UInt64) async throws
     /// Hands leadership to voter `id`; returns once this replica sees it lead.
     func transferLeadership(to id: UInt64) async throws
+}
+
+extension KeyValueReplica {
+    /// The status as it is (for replicas that apply synchronously).
+    public func statusWhenCaughtUp(within timeout: Duration) async -> ReplicaStatus {
+        await status()
+    }
 }
 
 /// A member of the cluster, as `GET /v1/members` shows it.

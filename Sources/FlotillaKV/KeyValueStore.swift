@@ -1,3 +1,4 @@
+import HashTreeCollections
 import RaftWAL  // CRC32C: the checksum of snapshots, the same as the WAL's
 
 /// The key-value state machine that `flotilla` replicates: a map from byte-string keys to
@@ -37,13 +38,16 @@ import RaftWAL  // CRC32C: the checksum of snapshots, the same as the WAL's
 /// `restore` checks all of it — magic, version, checksum, lengths, order, trailing bytes — and
 /// leaves the store untouched when anything is wrong.
 public struct KeyValueStore: Sendable, Equatable {
-    private var pairs: [[UInt8]: [UInt8]] = [:]
+    /// A persistent hash trie rather than a `Dictionary`: copies share their nodes, so a
+    /// snapshot captures the store in O(1) and the writes that follow copy only the paths they
+    /// change (a `Dictionary` would be copied whole by the first write after the capture).
+    private var pairs: TreeDictionary<[UInt8], [UInt8]> = [:]
 
     public init() {}
 
     /// A store holding exactly these pairs (for tests and tools).
     public init(_ pairs: [[UInt8]: [UInt8]]) {
-        self.pairs = pairs
+        self.pairs = TreeDictionary(uniqueKeysWithValues: pairs.map { ($0.key, $0.value) })
     }
 
     /// The number of keys.
@@ -209,8 +213,7 @@ extension KeyValueStore {
         guard count <= UInt64(reader.remaining / 3) else {
             throw .implausibleCount(count, remainingBytes: reader.remaining)
         }
-        var pairs: [[UInt8]: [UInt8]] = [:]
-        pairs.reserveCapacity(Int(count))
+        var pairs: TreeDictionary<[UInt8], [UInt8]> = [:]
         var previousKey: [UInt8]? = nil
         for index in 0..<Int(count) {
             let key = try reader.readKey()
