@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOPosix
 
 /// A thread of the node's own for blocking work: the WAL's writes and fdatasyncs, and the
@@ -12,13 +15,28 @@ final class DiskThread: Sendable {
     private let pool: NIOThreadPool
     let name: String
 
-    init(name: String) {
+    /// The thread's nice value (Linux): above 0 it yields the CPU to the request path when
+    /// the cores are busy.
+    let niceness: Int32
+
+    init(name: String, niceness: Int32 = 0) {
         self.name = name
+        self.niceness = niceness
         pool = NIOThreadPool(numberOfThreads: 1)
     }
 
     func start() {
         pool.start()
+        guard niceness != 0 else { return }
+        let niceness = niceness
+        submit { _ in
+            #if os(Linux)
+            // On Linux a nice value is per thread: this one only.
+            if let tid = currentThreadID() {
+                _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid, niceness)
+            }
+            #endif
+        }
     }
 
     /// Runs `job` on the thread. A job submitted after `shutdown()` runs with `isActive` false:
@@ -34,3 +52,15 @@ final class DiskThread: Sendable {
         try? await pool.shutdownGracefully()
     }
 }
+
+#if os(Linux)
+/// The kernel's id of the calling thread (`gettid`, which Swift's Glibc does not export):
+/// `/proc/thread-self` links to `<pid>/task/<tid>`.
+private func currentThreadID() -> id_t? {
+    var buffer = [CChar](repeating: 0, count: 64)
+    let count = readlink("/proc/thread-self", &buffer, buffer.count - 1)
+    guard count > 0 else { return nil }
+    let path = String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return path.split(separator: "/").last.flatMap { id_t($0) }
+}
+#endif

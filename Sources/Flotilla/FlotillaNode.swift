@@ -179,7 +179,8 @@ public actor FlotillaNode<Machine: StateMachine> {
         self.listenPort = configuration.listenAddress.port
         self.machine = machine
         disk = DiskThread(name: "flotilla-disk-\(id)")
-        snapshotThread = DiskThread(name: "flotilla-snapshot-\(id)")
+        // Encoding a big snapshot takes tens of milliseconds of CPU: let requests go first.
+        snapshotThread = DiskThread(name: "flotilla-snapshot-\(id)", niceness: 10)
         transport = RaftTransport(
             configuration: RaftTransportConfiguration(
                 clusterID: configuration.clusterID, localID: id, listenAddress: configuration.listenAddress,

@@ -90,8 +90,10 @@ extension FlotillaNode {
         case .snapshotTaken(let result):
             snapshotUnderWay = false
             let index = try result.get()
-            snapshotIndex = max(snapshotIndex, index)
-            metrics.snapshots.increment()
+            if index > snapshotIndex {  // 0: made stale by the leader's snapshot
+                snapshotIndex = index
+                metrics.snapshots.increment()
+            }
             try maybeSnapshot()  // a member added meanwhile asks for another
         }
     }

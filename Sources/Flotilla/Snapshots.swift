@@ -7,10 +7,10 @@ extension FlotillaNode {
     /// state machine (with the address book) into storage, then drop the log behind it but
     /// `entriesKeptAfterCompaction`.
     ///
-    /// Only the capture runs in the loop (`StateMachine.captureSnapshot`); the encoding runs on
-    /// the snapshot thread, the file, its WAL record and the compaction on the disk thread
-    /// (after the saves submitted before it), and `.snapshotTaken` comes back. One snapshot is
-    /// under way at a time.
+    /// Only the capture runs in the loop (`StateMachine.captureSnapshot`); the encoding and the
+    /// snapshot file on the snapshot thread, beside the WAL's writes; its WAL record and the
+    /// compaction on the disk thread, after the saves submitted before; then `.snapshotTaken`
+    /// comes back. One snapshot is under way at a time.
     func maybeSnapshot() throws {
         let interval = configuration.snapshotInterval
         guard interval > 0, !snapshotUnderWay, applied > snapshotIndex,
@@ -29,34 +29,37 @@ extension FlotillaNode {
         let logger = logger
         snapshotThread.submit { isActive in
             guard isActive else { return }
-            let data: [UInt8]
+            let file: Snapshot?
             do {
-                data = SnapshotEnvelope(addresses: addresses, state: try encode()).encoded()
+                let data = SnapshotEnvelope(addresses: addresses, state: try encode()).encoded()
+                file = try storage.writeSnapshotFile(index: index, confState: confState, data: data)
             } catch {
                 inputs?.yield(.snapshotTaken(.failure(error)))
+                return
+            }
+            guard let file else {  // the leader's snapshot, newer, arrived meanwhile
+                inputs?.yield(.snapshotTaken(.success(0)))
                 return
             }
             disk.submit { isActive in
                 guard isActive else { return }
                 let result = Result<UInt64, any Error> {
-                    try Self.writeSnapshot(data, index: index, confState: confState, keep: keep, storage: storage)
+                    try Self.recordSnapshot(file, keep: keep, storage: storage)
                 }
                 if case .success = result {
-                    logger.debug("snapshot taken", metadata: ["index": "\(index)", "bytes": "\(data.count)"])
+                    logger.debug("snapshot taken", metadata: ["index": "\(index)", "bytes": "\(file.data.count)"])
                 }
                 inputs?.yield(.snapshotTaken(result))
             }
         }
     }
 
-    /// On the disk thread: the snapshot file and WAL record, then the compaction. A snapshot
-    /// from the leader saved meanwhile may have made this one stale: then nothing is written.
-    private static func writeSnapshot(
-        _ data: [UInt8], index: UInt64, confState: ConfState, keep: UInt64, storage: DiskStorage
-    ) throws -> UInt64 {
-        let held = try storage.snapshot().metadata.index
-        guard index > held else { return held }
-        try storage.createSnapshot(index: index, confState: confState, data: data)
+    /// On the disk thread, after the saves submitted before: the snapshot's WAL record, then
+    /// the compaction. Returns the snapshot's index, or 0 when a newer snapshot from the leader
+    /// was saved meanwhile.
+    private static func recordSnapshot(_ snapshot: Snapshot, keep: UInt64, storage: DiskStorage) throws -> UInt64 {
+        guard try storage.recordSnapshot(snapshot) else { return 0 }
+        let index = snapshot.metadata.index
         if index > keep {
             let compactIndex = index - keep
             if compactIndex >= (try storage.firstIndex()) { try storage.compact(compactIndex) }

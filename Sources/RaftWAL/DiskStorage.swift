@@ -53,11 +53,14 @@ public final class DiskStorage: Storage, Sendable {
 
     private let memory: MemoryStorage
     private let writer: Mutex<Writer>
+    /// The snapshot directory's: held while a file is written or old ones purged (a purge
+    /// removes temporary files, which must not be one being written). Taken after `writer`
+    /// when both are needed.
+    private let snapshotFiles: Mutex<SnapshotFiles>
     private let logger: Logger
 
     struct Writer: ~Copyable {
         var wal: WAL
-        let snapshots: SnapshotFiles
     }
 
     /// Opens the data directory (creating it, and a WAL with `metadata`, when absent).
@@ -103,7 +106,8 @@ public final class DiskStorage: Storage, Sendable {
             ])
         }
         self.memory = memory
-        writer = Mutex(Writer(wal: wal, snapshots: snapshots))
+        writer = Mutex(Writer(wal: wal))
+        snapshotFiles = Mutex(snapshots)
     }
 
     // MARK: Writing (the Ready loop)
@@ -150,6 +154,40 @@ public final class DiskStorage: Storage, Sendable {
         }
     }
 
+    /// `createSnapshot` in two steps, so that the WAL is not held up while a big snapshot file
+    /// is written and synced. Step 1, on any thread, beside WAL writes: the snapshot of the
+    /// state machine at `index` (applied, and in the log), written to its file. Returns nil,
+    /// writing nothing, when the storage already holds a snapshot at or after `index` (one
+    /// from the leader arrived meanwhile). Then call `recordSnapshot`.
+    public func writeSnapshotFile(index: UInt64, confState: ConfState, data: [UInt8]) throws -> Snapshot? {
+        guard index > (try memory.snapshot()).metadata.index else { return nil }
+        let term: UInt64
+        do {
+            term = try memory.term(index)
+        } catch .compacted {
+            return nil
+        }
+        let snapshot = Snapshot(data: data, metadata: SnapshotMetadata(confState: confState, index: index, term: term))
+        try snapshotFiles.withLock { files throws in try files.save(snapshot) }
+        return snapshot
+    }
+
+    /// Step 2 of a snapshot, in order with the other writes: the WAL record of a snapshot
+    /// whose file `writeSnapshotFile` wrote, then it becomes the storage's snapshot, and old
+    /// snapshot files and WAL segments are purged. False, recording nothing, when the storage
+    /// holds a newer snapshot by now. The in-memory log is not compacted: call `compact(_:)`.
+    @discardableResult
+    public func recordSnapshot(_ snapshot: Snapshot) throws -> Bool {
+        try writer.withLock { (w: inout Writer) throws -> Bool in
+            let index = snapshot.metadata.index
+            guard index > (try memory.snapshot()).metadata.index else { return false }
+            try w.wal.saveSnapshot(WALSnapshot(index: index, term: snapshot.metadata.term))
+            try memory.createSnapshot(index, confState: snapshot.metadata.confState, data: snapshot.data)
+            try purge(&w)
+            return true
+        }
+    }
+
     /// Drops the in-memory entries up to and including `index` (which a snapshot must cover).
     public func compact(_ index: UInt64) throws {
         try memory.compact(index)
@@ -163,7 +201,7 @@ public final class DiskStorage: Storage, Sendable {
     /// The snapshot file first, then the WAL record: a WAL record always has its file (a file
     /// without a record is ignored at recovery).
     private func persist(_ snapshot: Snapshot, _ w: inout Writer) throws {
-        try w.snapshots.save(snapshot)
+        try snapshotFiles.withLock { files throws in try files.save(snapshot) }
         try w.wal.saveSnapshot(WALSnapshot(index: snapshot.metadata.index, term: snapshot.metadata.term))
     }
 
@@ -171,8 +209,12 @@ public final class DiskStorage: Storage, Sendable {
     /// still needs: if the newest file turns out damaged, recovery falls back to an older one
     /// and finds its entries.
     private func purge(_ w: inout Writer) throws {
-        try w.snapshots.purge(keep: options.snapshotsToKeep)
-        guard let oldest = try w.snapshots.names().last,
+        let keep = options.snapshotsToKeep
+        let names = try snapshotFiles.withLock { files throws in
+            try files.purge(keep: keep)
+            return try files.names()
+        }
+        guard let oldest = names.last,
               let (_, index) = parseHexPair(oldest, suffix: ".snap")
         else { return }
         let removed = try w.wal.purgeSegments(snapshotIndex: index, keep: options.segmentsToKeep)

@@ -24,6 +24,9 @@ public struct SnapshotFiles: Sendable {
         self.logger = logger
     }
 
+    /// Snapshot files are written and flushed this many bytes at a time.
+    static let flushSlice = 1 << 20
+
     /// `%016x-%016x.snap` for (term, index).
     public static func fileName(term: UInt64, index: UInt64) -> String {
         "\(hex16(term))-\(hex16(index)).snap"
@@ -45,7 +48,15 @@ public struct SnapshotFiles: Sendable {
         let temporary = joinPath(directory, name + ".tmp")
         let file = try fileSystem.open(temporary, .createOrTruncate)
         do {
-            try fileSystem.write(file, content, at: 0)
+            // In slices, each flushed: one big flush at the end would fill the disk's queue,
+            // and the WAL's fdatasync, waiting behind it, would stall every write meanwhile.
+            var offset = 0
+            while offset < content.count {
+                let end = min(offset + Self.flushSlice, content.count)
+                try fileSystem.write(file, Array(content[offset..<end]), at: Int64(offset))
+                if end < content.count { try fileSystem.fdatasync(file) }
+                offset = end
+            }
             try fileSystem.fsync(file)
         } catch {
             fileSystem.close(file)

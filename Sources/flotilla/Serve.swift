@@ -90,7 +90,15 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "flotilla")
         // The node's swift-metrics go to this registry, which `GET /metrics` shows.
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // The WAL's fdatasync takes tens of microseconds to milliseconds: the default buckets
+        // (5 ms and up) would put every save in the first one.
+        factory.durationHistogramBuckets["flotilla_wal_save_duration"] = [
+            .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
+            .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+            .milliseconds(100), .milliseconds(250), .seconds(1),
+        ]
+        MetricsSystem.bootstrap(factory)
 
         var others: [UInt64: TransportAddress] = [:]
         for (index, url) in peers.enumerated() where UInt64(index + 1) != id { others[UInt64(index + 1)] = url.address }

@@ -73,6 +73,49 @@ import Testing
         #expect(fs.names(in: "/node/snap").contains(snapFiles.last! + ".broken"))
     }
 
+    /// The two-step snapshot (`writeSnapshotFile` beside WAL writes, then `recordSnapshot`):
+    /// recovered like `createSnapshot`'s; a file whose record was never written is ignored.
+    @Test func twoStepSnapshot() throws {
+        let fs = SimulatedFileSystem()
+        let storage = try open(fs)
+        try storage.append(hardState: HardState(term: 1, vote: 1, commit: 10), entries: entries(1...10))
+        let file = try #require(try storage.writeSnapshotFile(index: 6, confState: ConfState(voters: [1]), data: [6]))
+        #expect(file.metadata.index == 6 && file.metadata.term == 1)
+        // WAL writes go on between the two steps.
+        try storage.append(hardState: HardState(term: 1, vote: 1, commit: 12), entries: entries(11...12))
+        #expect(try storage.snapshot().isEmpty, "not the storage's snapshot before its record")
+        #expect(try storage.recordSnapshot(file))
+        try storage.compact(6)
+        #expect(try storage.snapshot() == file)
+
+        // A second file written, then a crash before its record: recovery uses the first.
+        let unrecorded = try #require(try storage.writeSnapshotFile(index: 10, confState: ConfState(voters: [1]), data: [10]))
+        #expect(fs.names(in: "/node/snap").contains(SnapshotFiles.fileName(term: 1, index: 10)))
+        fs.crash(.dropUnsynced)
+        let recovered = try open(fs)
+        #expect(try recovered.snapshot() == file)
+        #expect(try recovered.entries(7, 13, maxSize: .max) == entries(7...12))
+        // Recording it late still works: the file is there.
+        #expect(try recovered.recordSnapshot(unrecorded))
+        #expect(try recovered.snapshot() == unrecorded)
+    }
+
+    /// A snapshot of our own made stale by the leader's, saved while it was being written:
+    /// nothing is written or recorded, and the leader's stays.
+    @Test func twoStepSnapshotOvertakenByTheLeaders() throws {
+        let fs = SimulatedFileSystem()
+        let storage = try open(fs)
+        try storage.append(hardState: HardState(term: 1, vote: 1, commit: 8), entries: entries(1...8))
+        let ours = try #require(try storage.writeSnapshotFile(index: 8, confState: ConfState(voters: [1, 2]), data: [8]))
+        let leaders = Snapshot(data: [50], metadata: SnapshotMetadata(confState: ConfState(voters: [1, 2]), index: 50, term: 2))
+        try storage.save(Ready(hardState: HardState(term: 2, vote: 0, commit: 50), snapshot: leaders, mustSync: true))
+        #expect(try storage.recordSnapshot(ours) == false)
+        #expect(try storage.snapshot() == leaders)
+        #expect(try storage.writeSnapshotFile(index: 30, confState: ConfState(voters: [1, 2]), data: [30]) == nil)
+        fs.crash(.dropUnsynced)
+        #expect(try open(fs).snapshot() == leaders)
+    }
+
     /// A follower far behind receives the leader's snapshot in a Ready, with entries after it.
     @Test func followerReceivesSnapshot() throws {
         let fs = SimulatedFileSystem()
