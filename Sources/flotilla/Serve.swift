@@ -82,11 +82,7 @@ struct Serve: AsyncParsableCommand {
         }
 
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { label in ServerLogHandler(label: label, level: level) }
         let logger = Logger(label: "flotilla")
         // The node's swift-metrics go to this registry, which `GET /metrics` shows.
         let registry = PrometheusCollectorRegistry()
