@@ -38,6 +38,9 @@ public struct Bench: AsyncParsableCommand {
     @Option(help: "Number of distinct keys.")
     public var keySpace: Int = 100_000
 
+    @Option(help: "Failed requests tolerated: with more, the exit status is 1 (the summary is printed either way).")
+    public var maxErrors: Int = 0
+
     @Flag(help: "Do not draw the progress bar on stderr.")
     public var noProgress = false
 
@@ -52,6 +55,7 @@ public struct Bench: AsyncParsableCommand {
         guard keySize >= 1 else { throw ValidationError("--key-size must be at least 1") }
         guard valSize >= 0 else { throw ValidationError("--val-size must not be negative") }
         guard keySpace >= 1 else { throw ValidationError("--key-space must be at least 1") }
+        guard maxErrors >= 0 else { throw ValidationError("--max-errors must not be negative") }
         guard (0...1).contains(readRatio) else { throw ValidationError("--read-ratio must be between 0 and 1") }
         guard total == nil || duration == nil else { throw ValidationError("give --total or --duration, not both") }
         if let total, total < 1 { throw ValidationError("--total must be at least 1") }
@@ -96,7 +100,8 @@ public struct Bench: AsyncParsableCommand {
                 fraction: 1, completed: summary.requests, total: total, errors: summary.errors, elapsed: elapsed) + "\n")
         }
         print(json ? summary.json : summary.text)
-        if summary.errors == summary.requests && summary.requests > 0 {
+        if summary.errors > maxErrors {
+            writeStandardError("flotilla bench: \(summary.errors) request(s) failed (--max-errors \(maxErrors))\n")
             throw ExitCode(1)
         }
     }

@@ -18,8 +18,9 @@ struct LocalCluster: AsyncParsableCommand {
         abstract: "Start a local cluster on loopback (for trying flotilla out); Ctrl-C stops it.",
         discussion: """
             Node K listens for peers on 127.0.0.1:K2379 and for clients on 127.0.0.1:K2380 \
-            (12379/12380, 22379/22380, …), its data in BASE/nodeK. Each line a node prints is \
-            prefixed [nK]. SIGINT or SIGTERM sends SIGTERM to every node and waits for them.
+            (12379/12380, 22379/22380, …; --base-port moves them), its data in BASE/nodeK. \
+            Each line a node prints is prefixed [nK]. SIGINT or SIGTERM sends SIGTERM to every \
+            node and waits for them.
             """)
 
     @Option(help: "Number of nodes (1 to 6).")
@@ -34,18 +35,25 @@ struct LocalCluster: AsyncParsableCommand {
     @Option(help: "Passed to each node's serve --log-level.")
     var logLevel: String?
 
+    @Option(help: "Node 1's peer port; node K's is BASE + (K-1)·10000, and its client port the one above.")
+    var basePort: Int = 12379
+
     func validate() throws {
-        guard (1...6).contains(nodes) else { throw ValidationError("--nodes must be between 1 and 6 (ports K2379 and K2380)") }
+        guard (1...6).contains(nodes) else { throw ValidationError("--nodes must be between 1 and 6") }
+        guard basePort >= 1, httpPort(nodes) <= 65535 else {
+            throw ValidationError(
+                "--base-port \(basePort) puts node \(nodes)'s ports past 65535: with \(nodes) node(s) it can be at most \(65535 - 1 - (nodes - 1) * 10_000)")
+        }
     }
 
-    static func peerPort(_ k: Int) -> Int { k * 10_000 + 2379 }
-    static func httpPort(_ k: Int) -> Int { k * 10_000 + 2380 }
+    func peerPort(_ k: Int) -> Int { basePort + (k - 1) * 10_000 }
+    func httpPort(_ k: Int) -> Int { peerPort(k) + 1 }
 
     func run() async throws {
         guard let executable = Bundle.main.executableURL else {
             throw ValidationError("cannot find this executable's path")
         }
-        let peers = (1...nodes).map { "http://127.0.0.1:\(Self.peerPort($0))" }.joined(separator: ",")
+        let peers = (1...nodes).map { "http://127.0.0.1:\(peerPort($0))" }.joined(separator: ",")
         let output = PrefixedOutput(color: isatty(STDOUT_FILENO) != 0)
         do {
             try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
@@ -56,7 +64,7 @@ struct LocalCluster: AsyncParsableCommand {
         var children: [(k: Int, process: Process)] = []
         for k in 1...nodes {
             var arguments = [
-                "serve", "--id", "\(k)", "--cluster", peers, "--port", "\(Self.httpPort(k))",
+                "serve", "--id", "\(k)", "--cluster", peers, "--port", "\(httpPort(k))",
                 "--data-dir", "\(dataDir)/node\(k)",
             ]
             if let snapshotCount { arguments += ["--snapshot-count", "\(snapshotCount)"] }
@@ -104,12 +112,12 @@ struct LocalCluster: AsyncParsableCommand {
 
         var banner = "flotilla cluster: \(nodes) node(s), data in \(dataDir)/nodeK\n"
         for (k, process) in children {
-            banner += "  n\(k): pid \(process.processIdentifier), client API http://127.0.0.1:\(Self.httpPort(k)), peer URL http://127.0.0.1:\(Self.peerPort(k))\n"
+            banner += "  n\(k): pid \(process.processIdentifier), client API http://127.0.0.1:\(httpPort(k)), peer URL http://127.0.0.1:\(peerPort(k))\n"
         }
         banner += """
-              try: curl -L -X PUT http://127.0.0.1:\(Self.httpPort(1))/my-key -d hello
-                   curl -L http://127.0.0.1:\(Self.httpPort(min(2, nodes)))/my-key
-                   curl -s http://127.0.0.1:\(Self.httpPort(1))/v1/members
+              try: curl -L -X PUT http://127.0.0.1:\(httpPort(1))/my-key -d hello
+                   curl -L http://127.0.0.1:\(httpPort(min(2, nodes)))/my-key
+                   curl -s http://127.0.0.1:\(httpPort(1))/v1/members
             Ctrl-C stops every node.
 
             """
