@@ -98,6 +98,28 @@ struct ErrorTests {
         await cluster.shutdown()
     }
 
+    /// The WAL is written on the disk thread while the loop keeps taking requests: concurrent
+    /// writes gathered meanwhile go to raft as one proposal and to the disk in one save.
+    @Test("concurrent writes share WAL saves", .timeLimit(.minutes(1)))
+    func concurrentWritesShareSaves() async throws {
+        let metrics = TestMetrics()
+        let cluster = try await TestCluster.start([1], metrics: metrics)
+        let node = cluster.nodes[1]!
+        _ = try await applyRetrying(node, command("first", "1"))
+        let saves = try metrics.expectTimer("flotilla_wal_save_duration", [("node", "1")])
+        let savesBefore = saves.values.count
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<400 {
+                group.addTask { _ = try await applyRetrying(node, command("b\(i)", "\(i)")) }
+            }
+            try await group.waitForAll()
+        }
+        let savesDuring = saves.values.count - savesBefore
+        #expect(try await node.readLocal { $0.values.keys.filter { $0.hasPrefix("b") }.count } == 400)
+        #expect(savesDuring < 200, "400 concurrent writes took \(savesDuring) WAL saves")
+        await cluster.shutdown()
+    }
+
     @Test("as a Service, the node runs until graceful shutdown", .timeLimit(.minutes(1)))
     func service() async throws {
         let cluster = TestCluster()
