@@ -94,6 +94,12 @@ public struct RaftOptions: Sendable, Hashable {
     public var preVote: Bool
     public var readOnlyOption: ReadOnlyOption
     public var maxSizePerMsg: UInt64
+    /// Appends in flight to a follower before the leader waits for its acknowledgement. The
+    /// runtime's default is 1 (etcd's server uses 512): the next append then carries every
+    /// entry proposed meanwhile, up to `maxSizePerMsg`, so under load a follower writes and
+    /// fsyncs a few big batches instead of many small ones (measured on a three-node cluster
+    /// with 64 clients: half the follower WAL saves, a fifth less follower CPU, 8 % more
+    /// writes per second). Raise it when followers are far (high RTT) and entries are big.
     public var maxInflightMsgs: Int
     public var maxUncommittedEntriesSize: UInt64
     /// Followers forward proposals to the leader (raft's default). When false, `apply` on a
@@ -102,7 +108,7 @@ public struct RaftOptions: Sendable, Hashable {
 
     public init(
         checkQuorum: Bool = true, preVote: Bool = true, readOnlyOption: ReadOnlyOption = .safe,
-        maxSizePerMsg: UInt64 = 1 << 20, maxInflightMsgs: Int = 256, maxUncommittedEntriesSize: UInt64 = 0,
+        maxSizePerMsg: UInt64 = 1 << 20, maxInflightMsgs: Int = 1, maxUncommittedEntriesSize: UInt64 = 0,
         forwardProposals: Bool = true
     ) {
         self.checkQuorum = checkQuorum
