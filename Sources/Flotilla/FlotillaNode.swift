@@ -47,7 +47,10 @@ public actor FlotillaNode<Machine: StateMachine> {
 
     var lifecycle: Lifecycle = .idle
     var failure: String?
-    var inputs: AsyncStream<LoopInput>.Continuation?
+    /// The Ready loop's queue: ticks, requests' wakes, the disk thread's reports, and (straight
+    /// from the transport's event loops) messages and transport events.
+    let inputs: AsyncStream<LoopInput>.Continuation
+    private var inputStream: AsyncStream<LoopInput>?
     var helperTasks: [Task<Void, Never>] = []
     var loopTask: Task<Void, Never>?
     var stopWaiters: [CheckedContinuation<Void, Never>] = []
@@ -181,11 +184,16 @@ public actor FlotillaNode<Machine: StateMachine> {
         disk = DiskThread(name: "flotilla-disk-\(id)")
         // Encoding a big snapshot takes tens of milliseconds of CPU: let requests go first.
         snapshotThread = DiskThread(name: "flotilla-snapshot-\(id)", niceness: 10)
+        let (stream, inputs) = AsyncStream.makeStream(of: LoopInput.self)
+        self.inputs = inputs
+        inputStream = stream
         transport = RaftTransport(
             configuration: RaftTransportConfiguration(
                 clusterID: configuration.clusterID, localID: id, listenAddress: configuration.listenAddress,
                 maxFrameSize: configuration.maxFrameSize),
-            eventLoopGroup: eventLoopGroup, logger: logger)
+            eventLoopGroup: eventLoopGroup, logger: logger,
+            delivery: TransportDelivery(
+                message: { inputs.yield(.message($0)) }, event: { inputs.yield(.transport($0)) }))
     }
 
     /// The WAL metadata: `[1][cluster id: 8][node id: 8]`.
@@ -222,27 +230,21 @@ public actor FlotillaNode<Machine: StateMachine> {
         for (peer, address) in addresses { transport.addPeer(id: peer, address: address) }
         disk.start()
         snapshotThread.start()
-        let (stream, continuation) = AsyncStream.makeStream(of: LoopInput.self)
-        inputs = continuation
+        guard let stream = inputStream else { preconditionFailure("start() runs once") }
+        inputStream = nil
         let interval = configuration.tickInterval
-        let transport = transport
+        let inputs = inputs
         helperTasks = [
             Task {
                 while !Task.isCancelled {
                     do { try await Task.sleep(for: interval) } catch { return }
-                    continuation.yield(.tick)
+                    inputs.yield(.tick)
                 }
-            },
-            Task {
-                for await message in transport.messages { continuation.yield(.message(message)) }
-            },
-            Task {
-                for await event in transport.events { continuation.yield(.transport(event)) }
-            },
+            }
         ]
         loopTask = Task { await self.loop(stream) }
         lifecycle = .running
-        continuation.yield(.wake)
+        inputs.yield(.wake)
         logger.info("flotilla node started", metadata: ["port": "\(port)"])
         return port
     }
@@ -261,7 +263,7 @@ public actor FlotillaNode<Machine: StateMachine> {
             break
         }
         lifecycle = .stopping
-        inputs?.finish()
+        inputs.finish()
         for task in helperTasks { task.cancel() }
         await loopTask?.value
         failAllWaiters(failure.map { .failed($0) } ?? .stopped)

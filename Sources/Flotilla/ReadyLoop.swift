@@ -103,7 +103,7 @@ extension FlotillaNode {
     func wake() {
         guard !wakeQueued else { return }
         wakeQueued = true
-        inputs?.yield(.wake)
+        inputs.yield(.wake)
     }
 
     func expireWaiters() {
@@ -186,7 +186,7 @@ extension FlotillaNode {
             let start = ContinuousClock.now
             let result = Result<Void, any Error> { try storage.save(ready) }
             walSave.recordNanoseconds(nanoseconds(ContinuousClock.now - start))
-            inputs?.yield(.persisted(result))
+            inputs.yield(.persisted(result))
         }
     }
 

@@ -34,11 +34,11 @@ extension FlotillaNode {
                 let data = SnapshotEnvelope(addresses: addresses, state: try encode()).encoded()
                 file = try storage.writeSnapshotFile(index: index, confState: confState, data: data)
             } catch {
-                inputs?.yield(.snapshotTaken(.failure(error)))
+                inputs.yield(.snapshotTaken(.failure(error)))
                 return
             }
             guard let file else {  // the leader's snapshot, newer, arrived meanwhile
-                inputs?.yield(.snapshotTaken(.success(0)))
+                inputs.yield(.snapshotTaken(.success(0)))
                 return
             }
             disk.submit { isActive in
@@ -49,7 +49,7 @@ extension FlotillaNode {
                 if case .success = result {
                     logger.debug("snapshot taken", metadata: ["index": "\(index)", "bytes": "\(file.data.count)"])
                 }
-                inputs?.yield(.snapshotTaken(result))
+                inputs.yield(.snapshotTaken(result))
             }
         }
     }

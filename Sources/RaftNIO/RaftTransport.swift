@@ -36,6 +36,7 @@ public final class RaftTransport: Sendable {
 
     private let messageContinuation: AsyncStream<Message>.Continuation
     private let eventContinuation: AsyncStream<TransportEvent>.Continuation
+    private let deliverMessage: @Sendable (Message) -> Void
     private let context: TransportContext
     private let state = Mutex(State())
 
@@ -59,16 +60,42 @@ public final class RaftTransport: Sendable {
         public let description: String
     }
 
-    public init(configuration: RaftTransportConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+    public convenience init(configuration: RaftTransportConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+        self.init(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger, delivery: nil)
+    }
+
+    /// A transport that hands what it receives to `delivery` instead of `messages` and
+    /// `events` (which then stay empty): a runtime with a queue of its own saves a hop
+    /// through a stream and a task per message.
+    public convenience init(
+        configuration: RaftTransportConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger,
+        delivery: TransportDelivery
+    ) {
+        self.init(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger, delivery: Optional(delivery))
+    }
+
+    private init(
+        configuration: RaftTransportConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger,
+        delivery: TransportDelivery?
+    ) {
         self.configuration = configuration
         (messages, messageContinuation) = AsyncStream.makeStream(of: Message.self)
         (events, eventContinuation) = AsyncStream.makeStream(of: TransportEvent.self)
         var logger = logger
         logger[metadataKey: "raft.node"] = "\(hex(configuration.localID))"
-        let eventContinuation = eventContinuation
+        let report: @Sendable (TransportEvent) -> Void
+        if let delivery {
+            deliverMessage = delivery.message
+            report = delivery.event
+        } else {
+            let messageContinuation = messageContinuation
+            let eventContinuation = eventContinuation
+            deliverMessage = { messageContinuation.yield($0) }
+            report = { eventContinuation.yield($0) }
+        }
         context = TransportContext(
             configuration: configuration, group: eventLoopGroup, logger: logger, registry: ChannelRegistry(),
-            report: { eventContinuation.yield($0) })
+            report: report)
     }
 
     /// Binds the listener and returns the port it is bound to (useful with port 0).
@@ -82,7 +109,7 @@ public final class RaftTransport: Sendable {
         let configuration = context.configuration
         let registry = context.registry
         let logger = context.logger
-        let deliver: @Sendable (Message) -> Void = { [messageContinuation] in messageContinuation.yield($0) }
+        let deliver = deliverMessage
         let listener: any Channel
         do {
             listener = try await ServerBootstrap(group: context.group)
@@ -234,5 +261,20 @@ public final class RaftTransport: Sendable {
         for task in tasks { await task.value }
         messageContinuation.finish()
         context.logger.debug("raft transport shut down")
+    }
+}
+
+/// Where a transport made with `init(configuration:eventLoopGroup:logger:delivery:)` hands what
+/// it receives. Both are called on the transport's event loops, in arrival order per
+/// connection: they must return quickly and never block (enqueue, don't process).
+public struct TransportDelivery: Sendable {
+    /// A message received from a peer.
+    public var message: @Sendable (Message) -> Void
+    /// Feedback for `reportUnreachable` / `reportSnapshot`.
+    public var event: @Sendable (TransportEvent) -> Void
+
+    public init(message: @escaping @Sendable (Message) -> Void, event: @escaping @Sendable (TransportEvent) -> Void) {
+        self.message = message
+        self.event = event
     }
 }

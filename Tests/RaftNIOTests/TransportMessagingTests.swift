@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import Raft
 import RaftNIO
 import Testing
@@ -71,5 +72,55 @@ struct TransportMessagingTests {
             try await b.received.wait { $0.count == 1 }
             #expect(a.events.snapshot.isEmpty)
         }
+    }
+}
+
+/// A transport made with a `TransportDelivery` hands messages and events to it, in order, and
+/// leaves its streams empty.
+@Suite("Transport delivery handlers")
+struct TransportDeliveryTests {
+    @Test(.timeLimit(.minutes(1)))
+    func messagesAndEventsGoToTheHandlers() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let received = Locked<[Message]>([])
+        let events = Locked<[TransportEvent]>([])
+        let configuration = { (id: UInt64) in
+            RaftTransportConfiguration(
+                clusterID: 0xC1, localID: id, listenAddress: TransportAddress(host: "127.0.0.1", port: 0),
+                backoffMin: .milliseconds(20), backoffMax: .milliseconds(200), connectTimeout: .seconds(2),
+                jitter: .fixed(1))
+        }
+        let a = RaftTransport(
+            configuration: configuration(1), eventLoopGroup: group, logger: .quiet,
+            delivery: TransportDelivery(message: { _ in }, event: { event in events.withLock { $0.append(event) } }))
+        let b = RaftTransport(
+            configuration: configuration(2), eventLoopGroup: group, logger: .quiet,
+            delivery: TransportDelivery(message: { message in received.withLock { $0.append(message) } }, event: { _ in }))
+        _ = try await a.start()
+        let bPort = try await b.start()
+        let bStream = Collector(b.messages)
+        a.addPeer(id: 2, address: TransportAddress(host: "127.0.0.1", port: bPort))
+
+        let sent = (1...50).map { Message(type: .append, to: 2, from: 1, term: 3, index: UInt64($0)) }
+        a.send(sent)
+        try await eventuallyTrue("50 messages delivered") { received.withLock { $0.count } == 50 }
+        #expect(received.withLock { $0.map(\.index) } == Array(1...50))
+        #expect(bStream.snapshot.isEmpty)
+
+        await b.shutdown()
+        try await eventuallyTrue("node 2 reported unreachable") {
+            a.send([Message(type: .heartbeat, to: 2, from: 1, term: 3)])
+            return events.withLock { $0.contains(.unreachable(2)) }
+        }
+        await a.shutdown()
+        try await group.shutdownGracefully()
+    }
+}
+
+private func eventuallyTrue(_ what: String, timeout: Duration = .seconds(20), _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        guard ContinuousClock.now < deadline else { throw TestFailure("timed out waiting for \(what)") }
+        try await Task.sleep(for: .milliseconds(5))
     }
 }
