@@ -1,5 +1,6 @@
 import Histogram
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// What `flotilla bench` does: `clients` concurrent request loops over a pool of `connections`
@@ -80,69 +81,112 @@ public struct BenchEngine: Sendable {
 
     /// Sends the load and summarizes it. `firstError` is told of the first failure (to show why
     /// requests fail).
+    ///
+    /// The clients are spread over `connections` connections per endpoint (as etcd's benchmark
+    /// spreads them over its endpoints); each connection runs its clients' request loops on its
+    /// event loop (`BenchConnectionHandler`). A connection that breaks fails its request in
+    /// flight and is reopened, to the next endpoint when it cannot be.
     public func run(firstError: (@Sendable (String) -> Void)? = nil) async throws -> BenchSummary {
         let config = configuration
-        let client = FlotillaHTTPClient(endpoints: config.endpoints, connections: config.connections)
-        let value = [UInt8](repeating: UInt8(ascii: "v"), count: config.valueSize)
-        let clock = ContinuousClock()
-        let start = clock.now
-        let deadline: ContinuousClock.Instant? = if case .duration(let s) = config.limit { start + .milliseconds(Int64(s * 1000)) } else { nil }
-        let total: Int? = if case .total(let n) = config.limit { n } else { nil }
-        let progress = self.progress
+        let targets = try config.endpoints.map(Self.hostAndPort)
+        let start = NIODeadline.now()
+        let plan = BenchPlan(configuration: config, progress: progress, start: start, firstError: firstError)
+        let slots = min(config.clients, config.connections * targets.count)
 
         let merged: LoopResult = await withTaskGroup(of: LoopResult.self) { group in
-            for index in 0..<config.clients {
-                // Spread the clients over the endpoints, as etcd's benchmark does.
-                let endpointOrder = Array(config.endpoints[(index % config.endpoints.count)...] + config.endpoints[..<(index % config.endpoints.count)])
-                group.addTask {
-                    var result = LoopResult()
-                    var rng = SystemRandomNumberGenerator()
-                    while !Task.isCancelled {
-                        if let total, progress.started.add(1, ordering: .relaxed).newValue > total { break }
-                        if let deadline, clock.now >= deadline { break }
-                        let isRead = config.readRatio > 0 && Double.random(in: 0..<1, using: &rng) < config.readRatio
-                        let path = "/v1/kv/" + percentEncodePathSegment(config.key(Int.random(in: 0..<config.keySpace, using: &rng)).utf8)
-                        let began = clock.now
-                        var failure: String?
-                        do {
-                            let response = try await client.send(isRead ? .GET : .PUT, path, body: isRead ? nil : value, endpoints: endpointOrder)
-                            // A GET of a key not written yet is a 404, not a failure.
-                            if !(200..<300).contains(response.status) && !(isRead && response.status == 404) {
-                                failure = "\(response.status) \(FlotillaHTTPClient.errorMessage(response.body))"
-                            }
-                        } catch {
-                            failure = "\(error)"
-                        }
-                        let micros = (clock.now - began).microseconds
-                        result.requests += 1
-                        if isRead { result.reads += 1 } else { result.writes += 1 }
-                        if let failure {
-                            result.errors += 1
-                            progress.errors.add(1, ordering: .relaxed)
-                            if !progress.reportedError.exchange(true, ordering: .relaxed) { firstError?(failure) }
-                        } else {
-                            _ = result.histogram.record(UInt64(max(1, micros)))
-                        }
-                        progress.completed.add(1, ordering: .relaxed)
-                    }
-                    return result
-                }
+            for slot in 0..<slots {
+                let clients = config.clients / slots + (slot < config.clients % slots ? 1 : 0)
+                let first = slot % targets.count
+                let order = Array(targets[first...] + targets[..<first])
+                group.addTask { await Self.runConnection(clients: clients, endpoints: order, plan: plan) }
             }
             var merged = LoopResult()
-            for await result in group {
-                merged.histogram.add(result.histogram)
-                merged.requests += result.requests
-                merged.errors += result.errors
-                merged.reads += result.reads
-                merged.writes += result.writes
-            }
+            for await result in group { merged.add(result) }
             return merged
         }
-        let elapsed = (clock.now - start).seconds
-        try await client.shutdown()
+        let elapsed = Double((NIODeadline.now() - start).nanoseconds) / 1e9
         return BenchSummary(
             requests: merged.requests, errors: merged.errors, reads: merged.reads, writes: merged.writes,
             elapsedSeconds: elapsed, latency: BenchSummary.Latency(merged.histogram))
+    }
+
+    /// One connection's clients, until they are done: connect, run them, and when the
+    /// connection breaks, connect again (to the next endpoint if this one cannot be reached).
+    private static func runConnection(clients: Int, endpoints: [(host: String, port: Int)], plan: BenchPlan) async -> LoopResult {
+        var merged = LoopResult()
+        var clients = clients
+        var claimed = 0
+        var attempt = 0
+        while clients > 0 {
+            let (host, port) = endpoints[attempt % endpoints.count]
+            let box = BenchOutcomeBox()
+            let active = clients
+            let preclaimed = claimed
+            do {
+                let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                    .connectTimeout(.seconds(2))
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            let pipeline = channel.pipeline.syncOperations
+                            try pipeline.addHTTPClientHandlers()
+                            try pipeline.addHandler(IdleStateHandler(readTimeout: .seconds(30)))
+                            try pipeline.addHandler(BenchConnectionHandler(
+                                plan: plan, host: "\(host):\(port)", clients: active, claimed: preclaimed, done: box))
+                        }
+                    }
+                    .connect(host: host, port: port).get()
+                try? await channel.closeFuture.get()
+            } catch {
+                // Not even connected: each client's next request fails, then another try, on the
+                // next endpoint, after a pause.
+                var stillGoing = 0
+                for client in 0..<clients where client < claimed || plan.claim() {
+                    merged.requests += 1
+                    merged.writes += 1
+                    merged.errors += 1
+                    plan.reportFailure("cannot connect to \(host):\(port): \(error)")
+                    plan.progress.completed.add(1, ordering: .relaxed)
+                    stillGoing += 1
+                }
+                clients = stillGoing
+                claimed = 0
+                attempt += 1
+                try? await Task.sleep(for: .milliseconds(50))
+                continue
+            }
+            guard let outcome = box.outcome else { break }
+            merged.add(outcome.result)
+            clients = outcome.clients
+            claimed = outcome.claimed
+            if outcome.result.requests == 0 { attempt += 1 }  // it answered nothing: try the next
+        }
+        return merged
+    }
+
+    /// `http://host:port` → (host, port). The bench speaks plain HTTP/1.1.
+    static func hostAndPort(_ endpoint: String) throws -> (host: String, port: Int) {
+        guard endpoint.hasPrefix("http://") else {
+            throw ClientError.badEndpoint(endpoint + " (flotilla bench speaks plain http://)")
+        }
+        let rest = endpoint.dropFirst(7)
+        guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port) else {
+            throw ClientError.badEndpoint(endpoint)
+        }
+        var host = String(rest[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+}
+
+extension BenchEngine.LoopResult {
+    mutating func add(_ other: Self) {
+        histogram.add(other.histogram)
+        requests += other.requests
+        errors += other.errors
+        reads += other.reads
+        writes += other.writes
     }
 }
 

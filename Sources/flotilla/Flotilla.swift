@@ -1,8 +1,15 @@
 import ArgumentParser
 import FlotillaCLI
 
-/// `flotilla`: the replicated key-value server (SERVER.md). Plain `flotilla` is `flotilla serve`.
 @main
+enum Main {
+    static func main() async {
+        ServerThreads.configure(arguments: CommandLine.arguments)
+        await Flotilla.main()
+    }
+}
+
+/// `flotilla`: the replicated key-value server (SERVER.md). Plain `flotilla` is `flotilla serve`.
 struct Flotilla: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flotilla",

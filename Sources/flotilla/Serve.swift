@@ -57,6 +57,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Event-loop threads for the HTTP API, the peer transport and the node (Swift concurrency runs on them too).")
+    var ioThreads: Int = ServerThreads.defaultCount
+
     func validate() throws {
         guard id >= 1 else { throw ValidationError("--id must be 1 or more (0 means \"no node\" in raft)") }
         guard (1...65535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
@@ -65,6 +68,7 @@ struct Serve: AsyncParsableCommand {
         guard requestTimeout > 0, requestTimeout.isFinite else {
             throw ValidationError("--request-timeout must be a positive number of seconds")
         }
+        guard ioThreads >= 1 else { throw ValidationError("--io-threads must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }

@@ -123,12 +123,12 @@ final class ServerNode {
     var peerURL: String { "http://127.0.0.1:\(peerPort)" }
     var base: String { "http://127.0.0.1:\(httpPort)" }
 
-    func start(executable: URL, cluster: String, join: Bool = false) throws {
+    func start(executable: URL, cluster: String, join: Bool = false, extraArguments: [String] = []) throws {
         let process = Process()
         process.executableURL = executable
         process.arguments =
             ["serve", "--id", "\(id)", "--cluster", cluster, "--port", "\(httpPort)", "--data-dir", dataDir]
-            + (join ? ["--join"] : [])
+            + (join ? ["--join"] : []) + extraArguments
         if !FileManager.default.fileExists(atPath: logPath) {
             _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         }

@@ -63,6 +63,30 @@ struct LocalClusterCommandTests {
         #expect(second.stop(SIGTERM) == 0, "\(second.output)")
     }
 
+    @Test func ioThreadsMustBePositive() throws {
+        let executable = try #require(flotillaExecutable)
+        for bad in [["--io-threads", "0"], ["--io-threads=0"]] {
+            let (status, output) = run(executable, ["serve"] + bad)
+            #expect(status != 0)
+            #expect(output.contains("--io-threads must be at least 1"), "\(output)")
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func serverWithSeveralIOThreads() async throws {
+        let executable = try #require(flotillaExecutable)
+        let root = NSTemporaryDirectory() + "flotilla-io-threads-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let node = ServerNode(id: 1, root: root)
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try node.start(executable: executable, cluster: node.peerURL, extraArguments: ["--io-threads", "3"])
+        defer { node.stop(SIGKILL) }
+        let wrote = await eventually(within: 30) { node.put("threads", "three") == 204 }
+        #expect(wrote, "\(node.log)")
+        #expect(node.get("threads").body == "three")
+        #expect(node.stop(SIGTERM) == 0)
+    }
+
     @Test func portsPastTheRangeAreRefusedWithTheLimit() throws {
         let executable = try #require(flotillaExecutable)
         let (status, output) = run(executable, ["cluster", "--nodes", "3", "--base-port", "50000"])

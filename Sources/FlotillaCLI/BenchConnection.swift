@@ -1,0 +1,236 @@
+import Histogram
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// One HTTP/1.1 connection of `flotilla bench` and the request loops of the clients that share
+/// it, run in its channel handler on the connection's event loop: no task, no continuation, no
+/// buffer copies per request, as in wrk. An HTTP client library's async machinery costs tens of
+/// microseconds per request, and on a machine shared with the servers under test that CPU comes
+/// out of their throughput.
+///
+/// A connection sends one request at a time (no pipelining). Each client has at most one
+/// request queued or in flight; its latency is measured from when it was queued, so clients
+/// that outnumber connections see the wait for a free connection, as they would in a pool.
+final class BenchConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = Never
+    typealias OutboundOut = HTTPClientRequestPart
+
+    struct Pending {
+        let began: NIODeadline
+        let isRead: Bool
+    }
+
+    /// What a connection did, and the clients it leaves to the next connection.
+    struct Outcome {
+        var result = BenchEngine.LoopResult()
+        /// Clients not done when the connection closed.
+        var clients = 0
+        /// Of their next requests, those already claimed from the limit.
+        var claimed = 0
+    }
+
+    private let plan: BenchPlan
+    private let host: String
+    /// Clients not done yet: each has a request queued or in flight, or is between two.
+    private var clients: Int
+    /// Requests claimed by an earlier connection and not sent: queued first.
+    private let claimed: Int
+    private var queue: [Pending] = []
+    private var queueHead = 0
+    private var inFlight: Pending?
+    private var status: UInt = 0
+    private var errorBody: [UInt8] = []
+    private var rng = SystemRandomNumberGenerator()
+    private let done: BenchOutcomeBox
+    private var result = BenchEngine.LoopResult()
+    private var completed = false
+
+    init(plan: BenchPlan, host: String, clients: Int, claimed: Int, done: BenchOutcomeBox) {
+        self.plan = plan
+        self.host = host
+        self.clients = clients
+        self.claimed = claimed
+        self.done = done
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        for client in 0..<clients {
+            if client < claimed { enqueue(isRead: nextIsRead()) } else { enqueueNext() }
+        }
+        sendNext(context: context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            status = head.status.code
+            errorBody.removeAll(keepingCapacity: true)
+        case .body(let buffer):
+            // Only a failure's body is kept (for the first-error message).
+            if !(200..<300).contains(status) && errorBody.count < 512 {
+                errorBody += buffer.readableBytesView.prefix(512 - errorBody.count)
+            }
+        case .end:
+            guard let request = inFlight else { return }
+            inFlight = nil
+            // A GET of a key not written yet is a 404, not a failure.
+            let ok = (200..<300).contains(status) || (request.isRead && status == 404)
+            record(request, failure: ok ? nil : "\(status) \(FlotillaHTTPClient.errorMessage(errorBody))")
+            enqueueNext()
+            sendNext(context: context)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // No answer for `requestTimeout`: give up on the connection.
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// The connection is gone: the request in flight failed; the clients not done, and the
+    /// requests queued for them, go to the next connection.
+    func channelInactive(context: ChannelHandlerContext) {
+        var claimedForNext = queue.count - queueHead
+        if let request = inFlight {
+            inFlight = nil
+            record(request, failure: "the connection to \(host) closed before the answer")
+            if plan.claim() { claimedForNext += 1 } else { clients -= 1 }
+        }
+        guard !completed else { return }
+        completed = true
+        done.set(Outcome(result: result, clients: clients, claimed: claimedForNext))
+    }
+
+    /// Removed without going inactive (never became active): hand everything over.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        guard !completed else { return }
+        completed = true
+        done.set(Outcome(result: result, clients: clients, claimed: queue.count - queueHead))
+    }
+
+    private func record(_ request: Pending, failure: String?) {
+        let micros = (NIODeadline.now() - request.began).nanoseconds / 1000
+        result.requests += 1
+        if request.isRead { result.reads += 1 } else { result.writes += 1 }
+        if let failure {
+            result.errors += 1
+            plan.reportFailure(failure)
+        } else {
+            _ = result.histogram.record(UInt64(max(1, micros)))
+        }
+        plan.progress.completed.add(1, ordering: .relaxed)
+    }
+
+    /// Queues the next request of the client whose request just ended (or is starting), unless
+    /// the run's limit is reached: then that client is done.
+    private func enqueueNext() {
+        guard plan.claim() else {
+            clients -= 1
+            return
+        }
+        enqueue(isRead: nextIsRead())
+    }
+
+    private func nextIsRead() -> Bool {
+        plan.readRatio > 0 && Double.random(in: 0..<1, using: &rng) < plan.readRatio
+    }
+
+    private func enqueue(isRead: Bool) {
+        queue.append(Pending(began: .now(), isRead: isRead))
+    }
+
+    private func sendNext(context: ChannelHandlerContext) {
+        guard inFlight == nil else { return }
+        guard queueHead < queue.count else {
+            if clients == 0 { context.close(promise: nil) }  // every client is done
+            return
+        }
+        let request = queue[queueHead]
+        queueHead += 1
+        if queueHead > 1024 && queueHead * 2 > queue.count {
+            queue.removeFirst(queueHead)
+            queueHead = 0
+        }
+        inFlight = request
+        let key = plan.key(Int.random(in: 0..<plan.keySpace, using: &rng))
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: host)
+        if request.isRead {
+            context.write(wrapOutboundOut(.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/kv/" + key, headers: headers))), promise: nil)
+        } else {
+            headers.add(name: "Content-Length", value: plan.valueLength)
+            context.write(wrapOutboundOut(.head(HTTPRequestHead(version: .http1_1, method: .PUT, uri: "/v1/kv/" + key, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(plan.value))), promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+}
+
+/// What every connection of a run shares: the request mix, the limit, the counters.
+final class BenchPlan: Sendable {
+    let progress: BenchProgress
+    let readRatio: Double
+    let keySpace: Int
+    let value: ByteBuffer
+    let valueLength: String
+    private let keys: [String]
+    private let total: Int?
+    private let deadline: NIODeadline?
+    private let firstError: (@Sendable (String) -> Void)?
+
+    init(configuration: BenchConfiguration, progress: BenchProgress, start: NIODeadline, firstError: (@Sendable (String) -> Void)?) {
+        self.progress = progress
+        readRatio = configuration.readRatio
+        keySpace = configuration.keySpace
+        value = ByteBuffer(repeating: UInt8(ascii: "v"), count: configuration.valueSize)
+        valueLength = "\(configuration.valueSize)"
+        // Encoded once: the request loop only picks one.
+        keys = (0..<configuration.keySpace).map { percentEncodePathSegment(configuration.key($0).utf8) }
+        switch configuration.limit {
+        case .total(let n):
+            total = n
+            deadline = nil
+        case .duration(let seconds):
+            total = nil
+            deadline = start + .nanoseconds(Int64(seconds * 1e9))
+        }
+        self.firstError = firstError
+    }
+
+    func key(_ n: Int) -> String { keys[n] }
+
+    /// Claims the right to send one more request: false once `--total` were claimed or
+    /// `--duration` is over.
+    func claim() -> Bool {
+        if let total { return progress.started.add(1, ordering: .relaxed).newValue <= total }
+        if let deadline { return NIODeadline.now() < deadline }
+        return false
+    }
+
+    func reportFailure(_ message: String) {
+        progress.errors.add(1, ordering: .relaxed)
+        if !progress.reportedError.exchange(true, ordering: .relaxed) { firstError?(message) }
+    }
+}
+
+/// Where a connection's handler leaves its `Outcome` (set on the event loop before the
+/// channel's close future completes; read after).
+final class BenchOutcomeBox: Sendable {
+    private let value = Mutex<BenchConnectionHandler.Outcome?>(nil)
+
+    func set(_ outcome: BenchConnectionHandler.Outcome) {
+        value.withLock { $0 = outcome }
+    }
+
+    var outcome: BenchConnectionHandler.Outcome? { value.withLock { $0 } }
+}
+
+extension BenchConnectionHandler.Outcome: Sendable {}
