@@ -12,9 +12,7 @@ import Darwin
 /// Real `flotilla serve` processes on loopback, driven over HTTP with curl.
 @Suite(
     .serialized,
-    .enabled(
-        if: flotillaExecutable != nil,
-        "no flotilla executable next to the test bundle: run `swift build --product flotilla` first (or set FLOTILLA_BINARY)")
+    .needsFlotillaExecutable
 )
 struct EndToEndTests {
     @Test(.timeLimit(.minutes(2)))

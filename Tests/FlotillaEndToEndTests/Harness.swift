@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 
 #if canImport(Glibc)
 import Glibc
@@ -32,6 +33,15 @@ let flotillaExecutable: URL? = {
     }
     return nil
 }()
+
+extension Trait where Self == ConditionTrait {
+    /// Runs a suite only where the `flotilla` executable was built.
+    static var needsFlotillaExecutable: Self {
+        .enabled(
+            if: flotillaExecutable != nil,
+            "no flotilla executable next to the test bundle: run `swift build --product flotilla` first (or set FLOTILLA_BINARY)")
+    }
+}
 
 /// A free TCP port on 127.0.0.1: bind port 0, read the port the kernel chose, close.
 func freePort() -> Int {

@@ -13,9 +13,7 @@ import Darwin
 /// them all.
 @Suite(
     .serialized,
-    .enabled(
-        if: flotillaExecutable != nil,
-        "no flotilla executable next to the test bundle: run `swift build --product flotilla` first (or set FLOTILLA_BINARY)")
+    .needsFlotillaExecutable
 )
 struct LocalClusterCommandTests {
     @Test(.timeLimit(.minutes(2)))
@@ -171,9 +169,7 @@ private func isFree(_ port: Int) -> Bool {
 /// `flotilla bench` against a real server: the JSON summary, and the exit status.
 @Suite(
     .serialized,
-    .enabled(
-        if: flotillaExecutable != nil,
-        "no flotilla executable next to the test bundle: run `swift build --product flotilla` first (or set FLOTILLA_BINARY)")
+    .needsFlotillaExecutable
 )
 struct BenchCommandTests {
     @Test(.timeLimit(.minutes(2)))
