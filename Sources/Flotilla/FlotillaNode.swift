@@ -39,9 +39,9 @@ public actor FlotillaNode<Machine: StateMachine> {
     let storage: DiskStorage
     let transport: RaftTransport
     /// WAL saves and snapshot writes, in order, off the actor.
-    let disk: DiskThread
+    let disk: SerialThread
     /// Snapshot encoding, so that a big one does not hold up the WAL.
-    let snapshotThread: DiskThread
+    let snapshotThread: SerialThread
     let logger: Logger
     let metrics: FlotillaMetrics
 
@@ -181,9 +181,9 @@ public actor FlotillaNode<Machine: StateMachine> {
         self.addresses = addresses
         self.listenPort = configuration.listenAddress.port
         self.machine = machine
-        disk = DiskThread(name: "flotilla-disk-\(id)")
+        disk = SerialThread(name: "flotilla-disk")
         // Encoding a big snapshot takes tens of milliseconds of CPU: let requests go first.
-        snapshotThread = DiskThread(name: "flotilla-snapshot-\(id)", niceness: 10)
+        snapshotThread = SerialThread(name: "flotilla-snap", niceness: 10)
         let (stream, inputs) = AsyncStream.makeStream(of: LoopInput.self)
         self.inputs = inputs
         inputStream = stream
@@ -268,7 +268,8 @@ public actor FlotillaNode<Machine: StateMachine> {
         await loopTask?.value
         failAllWaiters(failure.map { .failed($0) } ?? .stopped)
         await transport.shutdown()
-        // A save or snapshot still running finishes (nothing waits for it); then the WAL closes.
+        // A save or snapshot write under way finishes, queued ones are dropped (as in a crash,
+        // nothing was acknowledged on them); then the WAL closes.
         await snapshotThread.shutdown()
         await disk.shutdown()
         do {
