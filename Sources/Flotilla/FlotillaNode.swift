@@ -11,12 +11,17 @@ import RaftWAL
 /// A node owns a `RawNode`, its `DiskStorage` (the WAL and snapshots of
 /// `configuration.dataDirectory`), a `RaftTransport` to the other members, a ticker, and your
 /// `StateMachine`. One serial loop on this actor drives them: each tick, received message and
-/// transport event is given to raft, then every `Ready` is handled in etcd's order — the leader
+/// transport event is given to raft, then each `Ready` is handled in etcd's order — the leader
 /// sends its messages first and writes its WAL while they travel (thesis §10.2.1), a follower
 /// writes first and then acknowledges; snapshots are restored, committed entries applied and
-/// the requests waiting for them resumed; then `advance`. Every
-/// `configuration.snapshotInterval` applied entries the state machine is snapshotted and the
-/// log compacted.
+/// the requests waiting for them resumed; then `advance`.
+///
+/// The WAL is written on a thread of the node's own (`fdatasync` blocks): while a Ready is
+/// being saved the loop goes on stepping messages and gathering requests, which go to raft as
+/// one proposal (and one read-index round) when the save is done, and to the disk in the next
+/// save. Committed entries that an earlier save made durable are applied at once, before the
+/// next save. Every `configuration.snapshotInterval` applied entries the state machine is
+/// captured in the loop and encoded and written on another thread, then the log compacted.
 ///
 /// ```swift
 /// let node = try FlotillaNode(configuration: config, stateMachine: Counter(), logger: logger)
