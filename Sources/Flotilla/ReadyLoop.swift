@@ -39,6 +39,8 @@ struct RequestBatch {
 struct ReadRound {
     let requestIDs: [UInt64]
     let deadline: ContinuousClock.Instant
+    /// When it was last asked of raft (see `retryReadRounds`).
+    var asked: ContinuousClock.Instant
 }
 
 extension FlotillaNode {
@@ -70,6 +72,7 @@ extension FlotillaNode {
         case .tick:
             raw.tick()
             expireWaiters()
+            retryReadRounds(askedBefore: ContinuousClock.now - configuration.tickInterval * configuration.electionTicks)
         case .message(let message):
             do {
                 try raw.step(message)
@@ -115,6 +118,21 @@ extension FlotillaNode {
         memberships.expire(now: now)
         if !readRounds.isEmpty {
             readRounds = readRounds.filter { $0.value.deadline > now }
+        }
+    }
+
+    /// Asks raft again for the read-index rounds last asked before `instant` (nil: all). A round is lost when the leader it went to lost its leadership or its
+    /// life first, or a message was dropped; raft does not say so, so a round unanswered for an
+    /// election timeout, or pending when a new leader appears, is asked again (etcd's server
+    /// retries the same way). Asking later is still linearizable: the index answered is at
+    /// least the commit index at the time of the new question, which follows every request in
+    /// the round. If both answers come, the second finds the round gone and is ignored.
+    func retryReadRounds(askedBefore instant: ContinuousClock.Instant?) {
+        guard !readRounds.isEmpty else { return }
+        let now = ContinuousClock.now
+        for (round, pending) in readRounds where instant.map({ pending.asked < $0 }) ?? true {
+            readRounds[round]?.asked = now
+            raw.readIndex(readContext(round))
         }
     }
 
@@ -171,7 +189,7 @@ extension FlotillaNode {
         if !pending.readIDs.isEmpty {
             let round = ids.make()
             let deadline = ContinuousClock.now + configuration.requestTimeout
-            readRounds[round] = ReadRound(requestIDs: pending.readIDs, deadline: deadline)
+            readRounds[round] = ReadRound(requestIDs: pending.readIDs, deadline: deadline, asked: .now)
             raw.readIndex(readContext(round))
         }
     }
@@ -226,6 +244,7 @@ extension FlotillaNode {
     }
 
     private func observe(_ soft: SoftState) {
+        let newLeader = soft.lead != 0 && soft.lead != leader
         if soft.lead != leader {
             leader = soft.lead
             metrics.leaderChanges.increment()
@@ -239,6 +258,8 @@ extension FlotillaNode {
         if leader != 0 {
             leaderWaits.resolveAll(where: { $0 == 0 || $0 == leader }, with: { _ in leader })
         }
+        // Rounds asked of the previous leader are lost with it: ask the new one.
+        if newLeader { retryReadRounds(askedBefore: nil) }
     }
 }
 
