@@ -89,6 +89,8 @@ struct ClusterTests {
         _ = try await cluster.leader()
         let node = cluster.nodes[2]!
         for i in 0..<25 { try await applyRetrying(node, command("a\(i)", "\(i)")) }
+        // Snapshots are written off the loop: let the second one land before stopping.
+        try await eventually("node 2 has a snapshot at 20 or later") { await node.status.snapshotIndex >= 20 }
         await cluster.stop(2)
         for i in 0..<10 { try await applyRetrying(cluster.nodes[1]!, command("b\(i)", "\(i)")) }
         let restarted = try await cluster.restart(2)
