@@ -23,37 +23,37 @@ public final class ClusterSimulator {
     public let seed: UInt64
     public let options: SimulationOptions
     public let features: SimulationFeatures
-    public private(set) var stats = SimulationStats()
-    public private(set) var checker = InvariantChecker()
+    public internal(set) var stats = SimulationStats()
+    public internal(set) var checker = InvariantChecker()
 
-    private var rng: TestRandom
-    private var nodes: [UInt64: SimNode] = [:]
+    var rng: TestRandom
+    var nodes: [UInt64: SimNode] = [:]
     /// Messages in flight, oldest first.
-    private var queue: [Message] = []
+    var queue: [Message] = []
     /// Partition side of each node; nodes on different sides cannot talk. Empty when healed.
-    private var side: [UInt64: Int] = [:]
-    private var trace = TraceRing(capacity: 300)
-    private let log: ((String) -> Void)?
-    private var stepNumber = 0
-    private var touched: Set<UInt64> = []
+    var side: [UInt64: Int] = [:]
+    var trace = TraceRing(capacity: 300)
+    let log: ((String) -> Void)?
+    var stepNumber = 0
+    var touched: Set<UInt64> = []
 
     // Membership as the cluster decided it: the configuration of the highest conf-change
     // entry applied anywhere.
-    private var latestConfIndex: UInt64 = 1
-    private var latestConf: ConfState
-    private var nextNodeID: UInt64
+    var latestConfIndex: UInt64 = 1
+    var latestConf: ConfState
+    var nextNodeID: UInt64
 
     // Writes and reads.
-    private var nextWrite: UInt64 = 1
+    var nextWrite: UInt64 = 1
     /// Proposer of each write.
-    private var writeProposer: [UInt64: UInt64] = [:]
-    private var acked: Set<UInt64> = []
-    private var maxAckedIndex: UInt64 = 0
+    var writeProposer: [UInt64: UInt64] = [:]
+    var acked: Set<UInt64> = []
+    var maxAckedIndex: UInt64 = 0
     /// Every applied payload in index order, as first applied anywhere: (index, write id).
-    private var history: [(index: UInt64, write: UInt64)] = []
-    private var nextRead: UInt64 = 1
-    private var reads: [UInt64: PendingRead] = [:]
-    private var leaderTermsSeen: Set<UInt64> = []
+    var history: [(index: UInt64, write: UInt64)] = []
+    var nextRead: UInt64 = 1
+    var reads: [UInt64: PendingRead] = [:]
+    var leaderTermsSeen: Set<UInt64> = []
 
     struct PendingRead {
         var node: UInt64
@@ -135,19 +135,19 @@ public final class ClusterSimulator {
         return result(livenessPhase(steps: steps))
     }
 
-    private func result(_ failure: SimulationFailure?) -> SimulationResult {
+    func result(_ failure: SimulationFailure?) -> SimulationResult {
         stats.leaderTerms = leaderTermsSeen.count
         return SimulationResult(seed: seed, options: options, stats: stats, failure: failure)
     }
 
     // MARK: - The random schedule
 
-    private enum Action: CaseIterable {
+    enum Action: CaseIterable {
         case tickOne, tickAll, deliverOldest, deliverRandom, deliverBurst, duplicate, drop, propose, read,
             confChange, transfer, partition, heal, crash, restart, compact
     }
 
-    private func weight(_ a: Action) -> UInt64 {
+    func weight(_ a: Action) -> UInt64 {
         let f = features
         let lockstep = options.readOnlyOption == .leaseBased || !f.contains(.clockDrift)
         switch a {
@@ -173,7 +173,7 @@ public final class ClusterSimulator {
         }
     }
 
-    private func randomStep() {
+    func randomStep() {
         let actions = Action.allCases
         let weights = actions.map(weight)
         var r = rng.below(weights.reduce(0, +))
@@ -188,9 +188,9 @@ public final class ClusterSimulator {
         perform(action)
     }
 
-    private var liveIDs: [UInt64] { nodes.values.filter { $0.raw != nil }.map(\.id).sorted() }
+    var liveIDs: [UInt64] { nodes.values.filter { $0.raw != nil }.map(\.id).sorted() }
 
-    private func perform(_ action: Action) {
+    func perform(_ action: Action) {
         switch action {
         case .tickOne:
             if let id = rng.pick(liveIDs) {
@@ -257,7 +257,7 @@ public final class ClusterSimulator {
         }
     }
 
-    private func tick(_ id: UInt64) {
+    func tick(_ id: UInt64) {
         guard let raw = nodes[id]?.raw else { return }
         raw.tick()
         touched.insert(id)
@@ -265,7 +265,7 @@ public final class ClusterSimulator {
 
     // MARK: - The network
 
-    private func deliver(at i: Int) {
+    func deliver(at i: Int) {
         let m = queue.remove(at: i)
         guard let node = nodes[m.to], let raw = node.raw, !partitioned(m.from, m.to) else {
             record("lost \(describe(m))")
@@ -289,7 +289,7 @@ public final class ClusterSimulator {
 
     /// A message that will never arrive: a transport notices for snapshots (always) and
     /// sometimes for the rest (unreachable).
-    private func lost(_ m: Message) {
+    func lost(_ m: Message) {
         stats.dropped += 1
         guard let sender = nodes[m.from]?.raw else { return }
         if m.type == .snapshot {
@@ -301,12 +301,12 @@ public final class ClusterSimulator {
         }
     }
 
-    private func partitioned(_ a: UInt64, _ b: UInt64) -> Bool {
+    func partitioned(_ a: UInt64, _ b: UInt64) -> Bool {
         guard !side.isEmpty else { return false }
         return (side[a] ?? 0) != (side[b] ?? 0)
     }
 
-    private func partition() {
+    func partition() {
         let ids = nodes.values.filter { !$0.removed }.map(\.id).sorted()
         guard ids.count > 1 else { return }
         for id in ids { side[id] = Int(rng.below(2)) }
@@ -321,7 +321,7 @@ public final class ClusterSimulator {
     /// Handles the Ready of every node that has one; in the random phase each is left pending
     /// with some probability (so that several events pile into one Ready, and a crash can
     /// lose it).
-    private func handleReadies(all: Bool) {
+    func handleReadies(all: Bool) {
         var progress = true
         while progress {
             progress = false
@@ -335,7 +335,7 @@ public final class ClusterSimulator {
         }
     }
 
-    private func handleReady(_ node: SimNode, _ raw: RawNode) {
+    func handleReady(_ node: SimNode, _ raw: RawNode) {
         let rd = raw.ready()
         touched.insert(node.id)
         persist(rd, node)
@@ -361,7 +361,7 @@ public final class ClusterSimulator {
         raw.advance(rd)
     }
 
-    private func persist(_ rd: Ready, _ node: SimNode) {
+    func persist(_ rd: Ready, _ node: SimNode) {
         do {
             if let snapshot = rd.snapshot { try node.storage.applySnapshot(snapshot) }
             if let hs = rd.hardState { try node.storage.setHardState(hs) }
@@ -372,7 +372,7 @@ public final class ClusterSimulator {
         if rd.snapshot != nil || !rd.entries.isEmpty { node.cachedLog = nil }
     }
 
-    private func apply(_ entries: [Entry], _ node: SimNode, _ raw: RawNode) {
+    func apply(_ entries: [Entry], _ node: SimNode, _ raw: RawNode) {
         guard !entries.isEmpty else { return }
         note("  n\(node.id) applies \(entries.first!.index)...\(entries.last!.index)")
         for e in entries {
@@ -407,7 +407,7 @@ public final class ClusterSimulator {
         checker.nodeApplied(node.id, entries)
     }
 
-    private func applyWrite(_ w: UInt64, at index: UInt64, _ node: SimNode) {
+    func applyWrite(_ w: UInt64, at index: UInt64, _ node: SimNode) {
         let k = node.state.count
         if k < history.count {
             if history[k].index != index || history[k].write != w {
@@ -428,7 +428,7 @@ public final class ClusterSimulator {
     }
 
     /// A state restored from a snapshot must be the history up to the snapshot's index.
-    private func checkRestoredState(_ node: SimNode) {
+    func checkRestoredState(_ node: SimNode) {
         let count = history.prefix { $0.index <= node.applied }.count
         let expected = history.prefix(count).map(\.write)
         if node.state != expected {
@@ -439,7 +439,7 @@ public final class ClusterSimulator {
 
     /// Shuts down nodes the cluster removed (a removed member stops, as etcd's server does) and
     /// creates nodes it added (empty; the leader sends them a snapshot).
-    private func reconcileMembership() {
+    func reconcileMembership() {
         let members = Set(latestConf.voters + latestConf.learners + latestConf.votersOutgoing + latestConf.learnersNext)
         for id in members where nodes[id] == nil {
             let node = SimNode(id: id, storage: MemoryStorage())
@@ -456,7 +456,7 @@ public final class ClusterSimulator {
 
     // MARK: - Clients
 
-    private func propose() {
+    func propose() {
         guard let id = rng.pick(liveIDs), let raw = nodes[id]?.raw else { return }
         let w = nextWrite
         nextWrite += 1
@@ -471,7 +471,7 @@ public final class ClusterSimulator {
         touched.insert(id)
     }
 
-    private func read() {
+    func read() {
         guard let id = rng.pick(liveIDs), let raw = nodes[id]?.raw else { return }
         let r = nextRead
         nextRead += 1
@@ -482,7 +482,7 @@ public final class ClusterSimulator {
         touched.insert(id)
     }
 
-    private func answered(_ rs: ReadState, on node: SimNode) {
+    func answered(_ rs: ReadState, on node: SimNode) {
         guard let r = decodeRead(rs.requestContext), var read = reads[r] else {
             checker.record("read: node \(node.id) answered a read that was never issued (context \(rs.requestContext))")
             return
@@ -503,313 +503,6 @@ public final class ClusterSimulator {
         stats.readsAnswered += 1
     }
 
-    // MARK: - Leaders: membership and transfers
-
-    /// A node that believes it leads (a random one if several do: stale leaders included).
-    private func someLeader() -> (SimNode, RawNode, Status)? {
-        let leaders = liveIDs.compactMap { id -> (SimNode, RawNode, Status)? in
-            guard let node = nodes[id], let raw = node.raw else { return nil }
-            let s = raw.status
-            return s.raftState == .leader ? (node, raw, s) : nil
-        }
-        return rng.pick(leaders)
-    }
-
-    private func changeMembership() {
-        guard let (node, raw, status) = someLeader() else { return }
-        let cs = status.config
-        let joint = !cs.votersOutgoing.isEmpty
-        let members = cs.voters + cs.learners + cs.votersOutgoing + cs.learnersNext
-        if joint {
-            // An explicit joint configuration is left with an empty change; an automatic one
-            // leaves by itself.
-            guard !cs.autoLeave else { return }
-            proposeChange(ConfChangeV2(), "leave joint", node, raw)
-            return
-        }
-        var options: [(String, ConfChangeV2)] = []
-        let single = features.contains(.membership)
-        if single && members.count < 7 {
-            options.append(("add voter n\(nextNodeID)", ConfChangeV2(changes: [ConfChangeSingle(type: .addNode, nodeID: nextNodeID)])))
-            options.append(("add learner n\(nextNodeID)", ConfChangeV2(changes: [ConfChangeSingle(type: .addLearnerNode, nodeID: nextNodeID)])))
-        }
-        if single, let learner = rng.pick(cs.learners) {
-            options.append(("promote n\(learner)", ConfChangeV2(changes: [ConfChangeSingle(type: .addNode, nodeID: learner)])))
-        }
-        if single, let learner = rng.pick(cs.learners) {
-            options.append(("remove learner n\(learner)", ConfChangeV2(changes: [ConfChangeSingle(type: .removeNode, nodeID: learner)])))
-        }
-        if single, cs.voters.count > 3, let voter = rng.pick(cs.voters) {
-            options.append(("remove voter n\(voter)", ConfChangeV2(changes: [ConfChangeSingle(type: .removeNode, nodeID: voter)])))
-        }
-        if features.contains(.jointConsensus), let voter = rng.pick(cs.voters), members.count < 7 {
-            // Replace a voter: add one and remove one at once, through a joint configuration.
-            let transition = rng.pick([ConfChangeTransition.auto, .jointImplicit, .jointExplicit])!
-            options.append(
-                ("replace n\(voter) by n\(nextNodeID) (\(transition))",
-                 ConfChangeV2(transition: transition, changes: [
-                     ConfChangeSingle(type: .addNode, nodeID: nextNodeID), ConfChangeSingle(type: .removeNode, nodeID: voter),
-                 ])))
-            if let learner = rng.pick(cs.learners) {
-                options.append(
-                    ("promote n\(learner), add learner n\(nextNodeID) (\(transition))",
-                     ConfChangeV2(transition: transition, changes: [
-                         ConfChangeSingle(type: .addNode, nodeID: learner), ConfChangeSingle(type: .addLearnerNode, nodeID: nextNodeID),
-                     ])))
-            }
-        }
-        guard let (what, cc) = rng.pick(options) else { return }
-        if cc.changes.contains(where: { $0.nodeID == nextNodeID }) { nextNodeID += 1 }
-        proposeChange(cc, what, node, raw)
-    }
-
-    private func proposeChange(_ cc: ConfChangeV2, _ what: String, _ node: SimNode, _ raw: RawNode) {
-        stats.confChangesProposed += 1
-        do {
-            // Single changes go through the V1 API half the time.
-            if cc.transition == .auto, cc.changes.count == 1, rng.chance(0.5) {
-                try raw.proposeConfChange(ConfChange(type: cc.changes[0].type, nodeID: cc.changes[0].nodeID))
-            } else {
-                try raw.proposeConfChange(cc)
-            }
-            record("conf change on n\(node.id): \(what)")
-        } catch {
-            record("conf change on n\(node.id): \(what): \(error)")
-        }
-        touched.insert(node.id)
-    }
-
-    private func transfer() {
-        guard let (node, raw, status) = someLeader() else { return }
-        guard let to = rng.pick(status.config.voters.filter { $0 != node.id }) else { return }
-        stats.transfers += 1
-        record("transfer n\(node.id) -> n\(to)")
-        raw.transferLeader(to: to)
-        touched.insert(node.id)
-    }
-
-    // MARK: - Crashes, restarts, compaction
-
-    private func crash() {
-        // Half the crashes hit a node with a Ready in hand (persisted or not), when there is one.
-        let pending = liveIDs.filter { nodes[$0]?.raw?.hasReady == true }
-        let chosen = (rng.chance(0.5) ? rng.pick(pending) : nil) ?? rng.pick(liveIDs)
-        guard let id = chosen, let node = nodes[id], let raw = node.raw else { return }
-        stats.crashes += 1
-        if raw.hasReady {
-            if rng.chance(0.5) {
-                stats.crashesBeforePersist += 1
-                record("crash n\(id) before persisting its Ready")
-            } else {
-                // Persisted, but its messages never left and nothing was applied.
-                persist(raw.ready(), node)
-                record("crash n\(id) after persisting its Ready")
-            }
-        } else {
-            record("crash n\(id)")
-        }
-        node.raw = nil
-        if rng.chance(0.3) {
-            record("restart n\(id)")
-            start(node)
-        }
-    }
-
-    /// Starts (or restarts) a node from its storage, with `applied` 0: its state machine is
-    /// rebuilt from the snapshot and the committed entries after it are applied again.
-    private func start(_ node: SimNode) {
-        var config = Config(id: node.id, electionTick: options.electionTick, heartbeatTick: options.heartbeatTick, storage: node.storage)
-        config.preVote = options.preVote
-        config.checkQuorum = options.checkQuorum
-        config.maxSizePerMsg = options.maxSizePerMsg
-        config.maxInflightMsgs = options.maxInflightMsgs
-        config.readOnlyOption = options.readOnlyOption
-        config.randomSeed = seed &+ UInt64(node.incarnation) &* 7919
-        let snapshot = (try? node.storage.snapshot()) ?? Snapshot()
-        // The state machine restarts from the snapshot. When the log still holds entries the
-        // snapshot covers (compaction kept a few), say so with `applied`, as etcd's server
-        // does; otherwise `applied` 0 lets the node start where its log does.
-        let firstIndex = (try? node.storage.firstIndex()) ?? 1
-        if firstIndex <= snapshot.metadata.index { config.applied = snapshot.metadata.index }
-        node.state = decodeState(snapshot.data)
-        node.applied = snapshot.metadata.index
-        node.confState = snapshot.metadata.confState
-        node.cachedLog = nil
-        node.volatileCommit = 0
-        if node.incarnation > 0 {
-            stats.restarts += 1
-            checker.nodeRestarted(node.id, snapshotIndex: snapshot.metadata.index)
-            checkRestoredState(node)
-        }
-        node.incarnation += 1
-        do {
-            node.raw = try RawNode(config: config)
-        } catch {
-            checker.record("node \(node.id): cannot restart from its storage: \(error)")
-            node.raw = nil
-        }
-        touched.insert(node.id)
-    }
-
-    private func compact() {
-        if let id = rng.pick(liveIDs) { compact(id) }
-    }
-
-    private func compact(_ id: UInt64) {
-        guard let node = nodes[id], node.raw != nil else { return }
-        let storage = node.storage
-        guard let snapIndex = try? storage.snapshot().metadata.index, node.applied > snapIndex else { return }
-        do {
-            _ = try storage.createSnapshot(node.applied, confState: node.confState, data: encodeState(node.state))
-            // Keep a few entries, as applications do, so that slow followers may catch up from the log.
-            let keep = rng.below(4)
-            let first = try storage.firstIndex()
-            let compactIndex = max(first, node.applied > keep ? node.applied - keep : node.applied)
-            try storage.compact(compactIndex)
-            node.cachedLog = nil
-            stats.compactions += 1
-            record("compact n\(id) at \(node.applied) (log from \(compactIndex + 1))")
-        } catch {
-            record("compact n\(id) at \(node.applied): \(error)")
-        }
-    }
-
-    // MARK: - Checks
-
-    private func checkAfterStep(steps: Int) -> SimulationFailure? {
-        if !touched.isEmpty {
-            // The volatile commit index never goes back within an incarnation either.
-            for id in touched.sorted() {
-                guard let node = nodes[id], let commit = node.raw?.status.hardState.commit else { continue }
-                if commit < node.volatileCommit {
-                    checker.record("node \(id): commit went back from \(node.volatileCommit) to \(commit)")
-                }
-                node.volatileCommit = commit
-            }
-            checker.check(subject: self, changed: touched.sorted())
-            touched.removeAll(keepingCapacity: true)
-        }
-        // The run stops at the first violation, so the first one recorded is this step's.
-        guard let violation = checker.violations.first else { return nil }
-        return failure(violation, steps: steps)
-    }
-
-    private func failure(_ violation: String, steps: Int) -> SimulationFailure {
-        note("VIOLATION: \(violation)")
-        return SimulationFailure(
-            seed: seed, step: stepNumber, steps: steps, violation: violation, options: options, features: features,
-            trace: trace.contents)
-    }
-
-    // MARK: - Liveness
-
-    /// Heals everything and requires a fresh write to be applied by every voter of the latest
-    /// configuration within 50 election timeouts.
-    private func livenessPhase(steps: Int) -> SimulationFailure? {
-        record("liveness: heal, restart everything, stop the faults")
-        side.removeAll()
-        for node in nodes.values.sorted(by: { $0.id < $1.id }) where node.raw == nil && !node.removed {
-            record("restart n\(node.id)")
-            start(node)
-        }
-        let bound = 50 * options.electionTick
-        var write: UInt64?
-        var proposedAt = 0
-        for t in 1...bound {
-            stepNumber += 1
-            record("liveness tick \(t)")
-            for id in liveIDs { tick(id) }
-            handleReadies(all: true)
-            var deliveries = 0
-            while !queue.isEmpty && deliveries < 10_000 {
-                deliver(at: 0)
-                handleReadies(all: true)
-                deliveries += 1
-            }
-            if let failure = checkAfterStep(steps: steps) { return failure }
-            let voters = Set(latestConf.voters + latestConf.votersOutgoing)
-            if t % (2 * options.electionTick) == 0, let leader = liveIDs.first(where: { nodes[$0]?.raw?.status.raftState == .leader }) {
-                // Applications snapshot now and then; a node added after the last snapshot can
-                // only restore one that includes it (etcd's restore refuses the others).
-                compact(leader)
-            }
-            if let w = write, voters.allSatisfy({ nodes[$0]?.state.contains(w) == true }) {
-                stats.livenessTicks = t
-                note("liveness: w\(w) applied on every voter \(voters.sorted()) after \(t) ticks")
-                return nil
-            }
-            if write == nil || t - proposedAt > 3 * options.electionTick {
-                // (Re)propose on the leader of the highest term, once there is one.
-                let leaders = liveIDs.compactMap { id -> (UInt64, UInt64)? in
-                    guard let s = nodes[id]?.raw?.status, s.raftState == .leader else { return nil }
-                    return (id, s.hardState.term)
-                }
-                if let (id, _) = leaders.max(by: { $0.1 < $1.1 }), let raw = nodes[id]?.raw {
-                    let w = nextWrite
-                    nextWrite += 1
-                    writeProposer[w] = id
-                    if (try? raw.propose(encodeWrite(w))) != nil {
-                        write = w
-                        proposedAt = t
-                        record("liveness: propose w\(w) on n\(id)")
-                        touched.insert(id)
-                    }
-                }
-            }
-        }
-        let voters = (latestConf.voters + latestConf.votersOutgoing).sorted()
-        let states = voters.map { id -> String in
-            guard let s = nodes[id]?.raw?.status else { return "n\(id) down" }
-            return "n\(id) \(s.raftState) term \(s.hardState.term) lead \(s.lead) commit \(s.hardState.commit) applied \(s.applied)"
-        }
-        return failure(
-            "liveness: no write was applied on every voter within \(bound) ticks of healing; config \(describe(latestConf)); \(states.joined(separator: "; "))",
-            steps: steps)
-    }
-
-    // MARK: - Trace
-
-    private func record(_ line: String) {
-        let text = "#\(stepNumber) \(line)"
-        trace.append(text)
-        log?(text)
-    }
-
-    /// Verbose-only detail (not kept in the trace ring).
-    private func note(_ line: String) {
-        log?(line)
-    }
-
-    private func describe(_ m: Message) -> String {
-        var s = "\(m.type) n\(m.from)->n\(m.to) t\(m.term)"
-        switch m.type {
-        case .append:
-            s += " i\(m.index)/t\(m.logTerm) +\(m.entries.count) c\(m.commit)"
-        case .appendResponse:
-            s += " i\(m.index)\(m.reject ? " reject hint \(m.rejectHint)" : "")"
-        case .vote, .preVote:
-            s += " last \(m.index)/t\(m.logTerm)"
-        case .voteResponse, .preVoteResponse:
-            s += m.reject ? " rejected" : " granted"
-        case .snapshot:
-            s += " at \(m.snapshot?.metadata.index ?? 0)"
-        case .heartbeat:
-            s += " c\(m.commit)\(m.context.isEmpty ? "" : " read")"
-        case .readIndexResponse:
-            s += " i\(m.index)"
-        default:
-            break
-        }
-        return s
-    }
-
-    private func describe(_ cs: ConfState) -> String {
-        var s = "voters \(cs.voters)"
-        if !cs.learners.isEmpty { s += " learners \(cs.learners)" }
-        if !cs.votersOutgoing.isEmpty { s += " outgoing \(cs.votersOutgoing)\(cs.autoLeave ? " auto" : "")" }
-        if !cs.learnersNext.isEmpty { s += " learnersNext \(cs.learnersNext)" }
-        return s
-    }
 }
 
 extension ClusterSimulator: InvariantSubject {
@@ -843,33 +536,33 @@ extension ClusterSimulator: InvariantSubject {
 
 /// Writes are 9 bytes: "w" and the write id; read contexts "r" and the read id; a state machine
 /// (snapshot data) is the applied write ids, 8 bytes each.
-private func encodeWrite(_ w: UInt64) -> [UInt8] { [0x77] + encode(w) }
-private func encodeRead(_ r: UInt64) -> [UInt8] { [0x72] + encode(r) }
+func encodeWrite(_ w: UInt64) -> [UInt8] { [0x77] + encode(w) }
+func encodeRead(_ r: UInt64) -> [UInt8] { [0x72] + encode(r) }
 
-private func decodeWrite(_ data: [UInt8]) -> UInt64? {
+func decodeWrite(_ data: [UInt8]) -> UInt64? {
     data.count == 9 && data[0] == 0x77 ? decode(data[1...]) : nil
 }
 
-private func decodeRead(_ data: [UInt8]) -> UInt64? {
+func decodeRead(_ data: [UInt8]) -> UInt64? {
     data.count == 9 && data[0] == 0x72 ? decode(data[1...]) : nil
 }
 
-private func encodeState(_ writes: [UInt64]) -> [UInt8] {
+func encodeState(_ writes: [UInt64]) -> [UInt8] {
     var bytes: [UInt8] = []
     bytes.reserveCapacity(writes.count * 8)
     for w in writes { bytes += encode(w) }
     return bytes
 }
 
-private func decodeState(_ data: [UInt8]) -> [UInt64] {
+func decodeState(_ data: [UInt8]) -> [UInt64] {
     stride(from: 0, to: data.count - data.count % 8, by: 8).map { decode(data[$0..<$0 + 8]) }
 }
 
-private func encode(_ v: UInt64) -> [UInt8] {
+func encode(_ v: UInt64) -> [UInt8] {
     (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) }
 }
 
-private func decode(_ bytes: ArraySlice<UInt8>) -> UInt64 {
+func decode(_ bytes: ArraySlice<UInt8>) -> UInt64 {
     var v: UInt64 = 0
     for (i, b) in bytes.enumerated() { v |= UInt64(b) << (8 * i) }
     return v
