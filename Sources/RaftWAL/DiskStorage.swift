@@ -182,7 +182,7 @@ public final class DiskStorage: Storage, Sendable {
             let index = snapshot.metadata.index
             guard index > (try memory.snapshot()).metadata.index else { return false }
             try w.wal.saveSnapshot(WALSnapshot(index: index, term: snapshot.metadata.term))
-            try memory.createSnapshot(index, confState: snapshot.metadata.confState, data: snapshot.data)
+            _ = try memory.createSnapshot(index, confState: snapshot.metadata.confState, data: snapshot.data)
             try purge(&w)
             return true
         }
