@@ -121,10 +121,11 @@ extension FlotillaNode {
         }
     }
 
-    /// Asks raft again for the read-index rounds last asked before `instant` (nil: all). A round is lost when the leader it went to lost its leadership or its
-    /// life first, or a message was dropped; raft does not say so, so a round unanswered for an
-    /// election timeout, or pending when a new leader appears, is asked again (etcd's server
-    /// retries the same way). Asking later is still linearizable: the index answered is at
+    /// Asks raft again for the read-index rounds last asked before `instant` (nil: all). A
+    /// round is lost when the leader it went to lost its leadership or its life first, or a
+    /// message was dropped; raft does not say so, so a round unanswered for an election
+    /// timeout, or pending when a new leader appears, is asked again (etcd's server retries
+    /// the same way). Asking later is still linearizable: the index answered is at
     /// least the commit index at the time of the new question, which follows every request in
     /// the round. If both answers come, the second finds the round gone and is ignored.
     func retryReadRounds(askedBefore instant: ContinuousClock.Instant?) {
@@ -162,7 +163,7 @@ extension FlotillaNode {
             let applied = noSnapshot && lastCommitted < firstNew
             if applied { try applyCommitted(ready) }
 
-            let mustSave = ready.hardState != nil || !ready.entries.isEmpty || !(ready.snapshot?.isEmpty ?? true)
+            let mustSave = ready.hardState != nil || !ready.entries.isEmpty || !noSnapshot
             let flight = ReadyInFlight(ready: ready, sent: sent, applied: applied)
             if mustSave {
                 inFlight = flight
@@ -213,7 +214,6 @@ extension FlotillaNode {
     private func finish(_ flight: ReadyInFlight) throws {
         let ready = flight.ready
         if !flight.sent { transport.send(ready.messages) }
-        if let hardState = ready.hardState { committed = max(committed, hardState.commit) }
         if let snapshot = ready.snapshot, !snapshot.isEmpty { try restore(snapshot) }
         if !flight.applied { try applyCommitted(ready) }
         raw.advance(ready)
