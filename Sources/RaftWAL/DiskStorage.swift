@@ -142,16 +142,18 @@ public final class DiskStorage: Storage, Sendable {
     }
 
     /// Makes a snapshot of the state machine at `index` (applied, and in the log), writes its
-    /// file and WAL record, and purges old snapshot files and WAL segments. The in-memory log
-    /// is not compacted: call `compact(_:)` next.
+    /// file and WAL record, and purges old snapshot files and WAL segments; `confState` nil
+    /// keeps the current snapshot's. The in-memory log is not compacted: call `compact(_:)`
+    /// next. Throws `RaftError.snapshotOutOfDate` if the storage holds a snapshot at or after
+    /// `index`, `RaftError.unavailable` if `index` is past the log. `writeSnapshotFile` and
+    /// `recordSnapshot` in one call.
     @discardableResult
     public func createSnapshot(index: UInt64, confState: ConfState?, data: [UInt8]) throws -> Snapshot {
-        try writer.withLock { (w: inout Writer) throws -> Snapshot in
-            let snapshot = try memory.createSnapshot(index, confState: confState, data: data)
-            try persist(snapshot, &w)
-            try purge(&w)
-            return snapshot
-        }
+        let confState = try confState ?? memory.snapshot().metadata.confState
+        guard let snapshot = try writeSnapshotFile(index: index, confState: confState, data: data),
+              try recordSnapshot(snapshot)
+        else { throw RaftError.snapshotOutOfDate }
+        return snapshot
     }
 
     /// `createSnapshot` in two steps, so that the WAL is not held up while a big snapshot file
