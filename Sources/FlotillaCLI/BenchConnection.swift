@@ -38,8 +38,7 @@ final class BenchConnectionHandler: ChannelDuplexHandler {
     private var clients: Int
     /// Requests claimed by an earlier connection and not sent: queued first.
     private let claimed: Int
-    private var queue: [Pending] = []
-    private var queueHead = 0
+    private var queue = CircularBuffer<Pending>()
     private var inFlight: Pending?
     private var status: UInt = 0
     private var errorBody: [UInt8] = []
@@ -89,7 +88,7 @@ final class BenchConnectionHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // No answer for `requestTimeout`: give up on the connection.
+        // Nothing read for the idle handler's timeout: give up on the connection.
         if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) }
         context.fireUserInboundEventTriggered(event)
     }
@@ -97,22 +96,24 @@ final class BenchConnectionHandler: ChannelDuplexHandler {
     /// The connection is gone: the request in flight failed; the clients not done, and the
     /// requests queued for them, go to the next connection.
     func channelInactive(context: ChannelHandlerContext) {
-        var claimedForNext = queue.count - queueHead
+        var claimedForNext = queue.count
         if let request = inFlight {
             inFlight = nil
             record(request, failure: "the connection to \(host) closed before the answer")
             if plan.claim() { claimedForNext += 1 } else { clients -= 1 }
         }
-        guard !completed else { return }
-        completed = true
-        done.set(Outcome(result: result, clients: clients, claimed: claimedForNext))
+        complete(claimedForNext: claimedForNext)
     }
 
     /// Removed without going inactive (never became active): hand everything over.
     func handlerRemoved(context: ChannelHandlerContext) {
+        complete(claimedForNext: queue.count)
+    }
+
+    private func complete(claimedForNext: Int) {
         guard !completed else { return }
         completed = true
-        done.set(Outcome(result: result, clients: clients, claimed: queue.count - queueHead))
+        done.set(Outcome(result: result, clients: clients, claimed: claimedForNext))
     }
 
     private func record(_ request: Pending, failure: String?) {
@@ -148,30 +149,20 @@ final class BenchConnectionHandler: ChannelDuplexHandler {
 
     private func sendNext(context: ChannelHandlerContext) {
         guard inFlight == nil else { return }
-        guard queueHead < queue.count else {
+        guard let request = queue.popFirst() else {
             if clients == 0 { context.close(promise: nil) }  // every client is done
             return
-        }
-        let request = queue[queueHead]
-        queueHead += 1
-        if queueHead > 1024 && queueHead * 2 > queue.count {
-            queue.removeFirst(queueHead)
-            queueHead = 0
         }
         inFlight = request
         let key = plan.key(Int.random(in: 0..<plan.keySpace, using: &rng))
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: host)
-        if request.isRead {
-            context.write(wrapOutboundOut(.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/kv/" + key, headers: headers))), promise: nil)
-        } else {
-            headers.add(name: "Content-Length", value: plan.valueLength)
-            context.write(wrapOutboundOut(.head(HTTPRequestHead(version: .http1_1, method: .PUT, uri: "/v1/kv/" + key, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(plan.value))), promise: nil)
-        }
+        if !request.isRead { headers.add(name: "Content-Length", value: plan.valueLength) }
+        let head = HTTPRequestHead(version: .http1_1, method: request.isRead ? .GET : .PUT, uri: "/v1/kv/" + key, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if !request.isRead { context.write(wrapOutboundOut(.body(.byteBuffer(plan.value))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
-
 }
 
 /// What every connection of a run shares: the request mix, the limit, the counters.
