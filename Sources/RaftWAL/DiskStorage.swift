@@ -23,6 +23,10 @@ public struct DiskStorageOptions: Sendable {
 /// (a `MemoryStorage`) for raft's reads. Thread-safe like `MemoryStorage`: raft reads while
 /// the application writes; writes are serialised among themselves.
 ///
+/// Opening locks the directory (`<directory>/LOCK`, with `flock`: a second process, or a
+/// second `DiskStorage` in this one, gets `WALError.locked` instead of writing the same WAL);
+/// `close()`, the storage's end or the process's releases it.
+///
 /// Opening recovers the newest snapshot the WAL recorded (a damaged snapshot file is renamed
 /// `.broken` and an older one used), then the HardState and the entries after the snapshot.
 /// `isNew` says whether there was nothing to recover (then bootstrap the node).
@@ -58,6 +62,12 @@ public final class DiskStorage: Storage, Sendable {
     /// when both are needed.
     private let snapshotFiles: Mutex<SnapshotFiles>
     private let logger: Logger
+    /// The locked `LOCK` file, until `close()`.
+    private let lockFile: Mutex<WALFileHandle?>
+    private let fileSystem: any WALFileSystem
+
+    /// The lock file's name in the data directory.
+    public static let lockFileName = "LOCK"
 
     struct Writer: ~Copyable {
         var wal: WAL
@@ -72,42 +82,80 @@ public final class DiskStorage: Storage, Sendable {
         self.directory = directory
         self.options = options
         self.logger = logger
-        for path in [directory, joinPath(directory, "snap")] where !fileSystem.exists(path) {
-            try fileSystem.makeDirectory(path)
-            try fileSystem.syncDirectory(parentDirectory(of: path))
+        self.fileSystem = fileSystem
+        if !fileSystem.exists(directory) {
+            try fileSystem.makeDirectory(directory)
+            try fileSystem.syncDirectory(parentDirectory(of: directory))
+        }
+        let lock = try Self.lockDirectory(directory, fileSystem)
+        lockFile = Mutex(lock)
+        do {
+            let (memory, wal, snapshots, recovered, isNew) = try Self.open(
+                directory: directory, metadata: metadata, options: options, fileSystem: fileSystem, logger: logger)
+            self.memory = memory
+            snapshotFiles = Mutex(snapshots)
+            self.metadata = recovered
+            self.isNew = isNew
+            writer = Mutex(Writer(wal: wal))
+        } catch {
+            fileSystem.close(lock)
+            throw error
+        }
+    }
+
+    deinit {
+        if let lock = lockFile.withLock({ $0.take() }) { fileSystem.close(lock) }
+    }
+
+    /// Opens (creating it if absent) and locks the directory's lock file.
+    private static func lockDirectory(_ directory: String, _ fileSystem: any WALFileSystem) throws(WALError) -> WALFileHandle {
+        let path = joinPath(directory, lockFileName)
+        let file = try fileSystem.open(path, fileSystem.exists(path) ? .readWrite : .createOrTruncate)
+        do {
+            try fileSystem.lock(file)
+        } catch {
+            fileSystem.close(file)
+            throw error
+        }
+        return file
+    }
+
+    /// Creates the WAL, or recovers the snapshot and the log.
+    private static func open(
+        directory: String, metadata: [UInt8], options: DiskStorageOptions, fileSystem: any WALFileSystem,
+        logger: Logger
+    ) throws -> sending (memory: MemoryStorage, wal: WAL, snapshotFiles: SnapshotFiles, metadata: [UInt8], isNew: Bool) {
+        let snapDirectory = joinPath(directory, "snap")
+        if !fileSystem.exists(snapDirectory) {
+            try fileSystem.makeDirectory(snapDirectory)
+            try fileSystem.syncDirectory(directory)
         }
         let walDirectory = joinPath(directory, "wal")
         let snapshots = SnapshotFiles(directory: joinPath(directory, "snap"), fileSystem: fileSystem, logger: logger)
         let memory = MemoryStorage()
-        let wal: WAL
         if !WAL.exists(directory: walDirectory, fileSystem: fileSystem) {
-            wal = try WAL.create(
+            let wal = try WAL.create(
                 directory: walDirectory, metadata: metadata, fileSystem: fileSystem,
                 segmentSize: options.segmentSize, logger: logger)
-            self.metadata = metadata
-            isNew = true
+            return (memory, wal, snapshots, metadata, true)
         } else {
             // The newest snapshot that the WAL recorded (and that was committed): a snapshot
             // file without its WAL record is one whose save did not finish.
             let recorded = try WAL.validSnapshots(directory: walDirectory, fileSystem: fileSystem)
             let snapshot = try snapshots.loadNewest(available: recorded)
             let start = snapshot.map { WALSnapshot(index: $0.metadata.index, term: $0.metadata.term) } ?? WALSnapshot()
-            wal = try WAL.open(
+            let wal = try WAL.open(
                 directory: walDirectory, at: start, fileSystem: fileSystem,
                 segmentSize: options.segmentSize, logger: logger)
-            let (metadata, hardState, entries) = try wal.readAll()
+            let (recoveredMetadata, hardState, entries) = try wal.readAll()
             if let snapshot { try memory.applySnapshot(snapshot) }
             try memory.setHardState(hardState)
             try memory.append(entries)
-            self.metadata = metadata
-            isNew = false
             logger.info("recovered raft storage", metadata: [
                 "snapshot": "\(start)", "entries": "\(entries.count)", "hardState": "\(hardState)",
             ])
+            return (memory, wal, snapshots, recoveredMetadata, false)
         }
-        self.memory = memory
-        writer = Mutex(Writer(wal: wal))
-        snapshotFiles = Mutex(snapshots)
     }
 
     // MARK: Writing (the Ready loop)
@@ -195,8 +243,9 @@ public final class DiskStorage: Storage, Sendable {
         try memory.compact(index)
     }
 
-    /// Syncs and closes the WAL. Later writes throw.
+    /// Syncs and closes the WAL, then releases the directory's lock. Later writes throw.
     public func close() throws {
+        defer { if let lock = lockFile.withLock({ $0.take() }) { fileSystem.close(lock) } }
         try writer.withLock { (w: inout Writer) throws in try w.wal.close() }
     }
 

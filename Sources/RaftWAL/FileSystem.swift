@@ -53,6 +53,10 @@ public protocol WALFileSystem: Sendable {
     /// fsync of a directory: makes the entries created, renamed or removed in it durable.
     func syncDirectory(_ path: String) throws(WALError)
     func exists(_ path: String) -> Bool
+    /// Takes an exclusive lock on the open file without waiting (`flock`), or throws
+    /// `WALError.locked` when another open file holds it. Closing the file releases it, as
+    /// does the end of the process, however it ends.
+    func lock(_ file: WALFileHandle) throws(WALError)
 }
 
 extension WALFileSystem {

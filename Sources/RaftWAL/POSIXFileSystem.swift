@@ -150,6 +150,13 @@ public struct POSIXFileSystem: WALFileSystem {
     public func exists(_ path: String) -> Bool {
         access(path, F_OK) == 0
     }
+
+    public func lock(_ file: WALFileHandle) throws(WALError) {
+        if retryingEINTR({ flock(file.descriptor, LOCK_EX | LOCK_NB) }) != 0 {
+            if errno == EWOULDBLOCK { throw WALError.locked(path: file.path) }
+            throw WALError.io(operation: "flock", path: file.path, errno: errno)
+        }
+    }
 }
 
 @inline(__always)

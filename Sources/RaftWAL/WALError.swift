@@ -40,6 +40,9 @@ public indirect enum WALError: Error, Equatable, Sendable, CustomStringConvertib
     case badSnapshotFile(file: String, reason: String)
     /// A record or snapshot larger than the format's limits.
     case tooLarge(what: String, size: Int)
+    /// Another process (or another `DiskStorage` in this one) has the data directory open:
+    /// its lock file is locked.
+    case locked(path: String)
 
     public var description: String {
         switch self {
@@ -84,6 +87,8 @@ public indirect enum WALError: Error, Equatable, Sendable, CustomStringConvertib
             return "snapshot file \(file): \(reason) — it is not used (renamed to .broken); an older snapshot or a peer supplies the state"
         case .tooLarge(let what, let size):
             return "\(what) of \(size) bytes is too large for the WAL"
+        case .locked(let path):
+            return "the data directory is in use: \(path) is locked by another process — stop that process, or give this one another data directory (two writers would corrupt the WAL)"
         }
     }
 }

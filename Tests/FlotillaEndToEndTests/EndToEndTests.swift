@@ -166,6 +166,31 @@ struct EndToEndTests {
     }
 
     @Test(.timeLimit(.minutes(2)))
+    func aSecondServerOnTheSameDataDirectoryIsRefused() async throws {
+        let cluster = LocalTestCluster(executable: try #require(flotillaExecutable), size: 1)
+        defer { cluster.close() }
+        try cluster.startAll()
+        let node = cluster.node(1)
+        let written = await eventually { node.put("before", "1") == 204 }
+        #expect(written, "\(cluster.logs)")
+
+        // Same data directory, other ports: refused before it touches the WAL.
+        let second = run(cluster.executable, [
+            "serve", "--id", "1", "--cluster", "http://127.0.0.1:\(freePort())", "--port", "\(freePort())",
+            "--data-dir", node.dataDir,
+        ])
+        #expect(second.status == 1, "\(second.output)")
+        #expect(second.output.contains("the data directory is in use"), "\(second.output)")
+        #expect(second.output.contains(node.dataDir + "/LOCK"), "\(second.output)")
+
+        // The first goes on, with its data; `wal dump` reads beside it.
+        #expect(node.put("after", "2") == 204)
+        #expect(node.get("before").body == "1" && node.get("after").body == "2")
+        let dump = run(cluster.executable, ["wal", "dump", "--entries-only", node.dataDir + "/wal"])
+        #expect(dump.status == 0 && dump.output.contains("put key=after"), "\(dump.output)")
+    }
+
+    @Test(.timeLimit(.minutes(2)))
     func walDumpReportsDamageWithFileAndOffset() async throws {
         let cluster = LocalTestCluster(executable: try #require(flotillaExecutable), size: 1)
         defer { cluster.close() }

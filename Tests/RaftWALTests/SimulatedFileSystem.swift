@@ -50,6 +50,8 @@ final class SimulatedFileSystem: WALFileSystem {
         var counts: [Operation: Int] = [:]
         /// (inode, size) of the most recent write.
         var lastWrite: (inode: Int, size: Int)?
+        /// Locked files: inode → the descriptor holding the lock.
+        var locks: [Int: Int32] = [:]
     }
 
     let state = Mutex(State())
@@ -68,6 +70,7 @@ final class SimulatedFileSystem: WALFileSystem {
         let copy = SimulatedFileSystem()
         var snapshot = state.withLock { $0 }
         snapshot.handles = [:]
+        snapshot.locks = [:]
         snapshot.faults = []
         snapshot.lastWrite = nil
         copy.state.withLock { $0 = snapshot }
@@ -102,6 +105,7 @@ final class SimulatedFileSystem: WALFileSystem {
             if case .keepUnsynced = mode {} else { s.names = s.durableNames }
             s.durableNames = s.names
             s.handles = [:]
+            s.locks = [:]
             s.lastWrite = nil
             s.faults = []
         }
@@ -169,7 +173,19 @@ final class SimulatedFileSystem: WALFileSystem {
     }
 
     func close(_ file: WALFileHandle) {
-        _ = state.withLock { $0.handles.removeValue(forKey: file.descriptor) }
+        state.withLock { s in
+            if let inode = s.handles.removeValue(forKey: file.descriptor), s.locks[inode] == file.descriptor {
+                s.locks[inode] = nil
+            }
+        }
+    }
+
+    func lock(_ file: WALFileHandle) throws(WALError) {
+        try state.withLock { (s: inout State) throws(WALError) in
+            let inode = try inode(s, file)
+            if let holder = s.locks[inode], holder != file.descriptor { throw WALError.locked(path: file.path) }
+            s.locks[inode] = file.descriptor
+        }
     }
 
     private func inode(_ s: State, _ file: WALFileHandle) throws(WALError) -> Int {
