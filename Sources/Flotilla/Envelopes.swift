@@ -30,6 +30,13 @@ struct ProposalEnvelope: Hashable, Sendable {
         requestID = id
         command = r.rest()
     }
+
+    /// The request id of an encoded envelope, without copying its command (nil: not one).
+    static func requestID(of bytes: [UInt8]) -> UInt64? {
+        var r = ByteReader(bytes)
+        guard r.byte() == Self.version else { return nil }
+        return r.u64()
+    }
 }
 
 /// A conf change's context: `[1][request id: 8][host length: 2][host][port: 4]`: who waits for

@@ -18,6 +18,10 @@ public enum FlotillaError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The leader did not accept the proposal right now (a leadership transfer is in progress,
     /// or too many entries are uncommitted).
     case proposalDropped
+    /// The write was appended by this node as leader, but leadership passed to another node
+    /// before it was committed, and the new leader committed another entry at its place: it was
+    /// not applied and never will be. Retrying is safe.
+    case leaderChanged
     /// A membership change that cannot be made (the string says why).
     case invalidMembershipChange(String)
     /// The node was used before `start()`.
@@ -44,6 +48,8 @@ public enum FlotillaError: Error, Hashable, Sendable, CustomStringConvertible {
             return "the command is \(size) bytes, over the \(limit) byte limit (maxProposalSize); split it"
         case .proposalDropped:
             return "the leader dropped the proposal (leadership transfer in progress, or too many uncommitted entries); retry shortly"
+        case .leaderChanged:
+            return "the leader changed before the write was committed; it was not applied and will not be: retry"
         case .invalidMembershipChange(let why):
             return "invalid membership change: \(why)"
         case .notStarted:

@@ -72,6 +72,11 @@ public actor FlotillaNode<Machine: StateMachine> {
     var inFlight: ReadyInFlight?
     /// Requests for raft, gathered until the next Ready.
     var batch = RequestBatch()
+    /// The writes this node just proposed as leader, to find in the next Ready's entries.
+    var justProposed: [UInt64] = []
+    /// Where this node, as leader, appended the writes waiting here: index → request id. The
+    /// entry applied at that index says whether the write survived a change of leader.
+    var proposedAt: [UInt64: UInt64] = [:]
     /// Read-index rounds asked of raft, by round id (the read context).
     var readRounds: [UInt64: ReadRound] = [:]
     var wakeQueued = false

@@ -16,6 +16,9 @@ extension FlotillaNode {
         }
         applied = snapshot.metadata.index
         snapshotIndex = snapshot.metadata.index
+        // Whether the writes appended up to here survived is in the snapshot, which does not
+        // say: they end at their timeout.
+        proposedAt = proposedAt.filter { $0.key > snapshot.metadata.index }
         confState = snapshot.metadata.confState
         metrics.snapshotsRestored.increment()
         logger.info("restored a snapshot from the leader", metadata: ["index": "\(snapshotIndex)"])
@@ -24,6 +27,12 @@ extension FlotillaNode {
     func apply(_ entry: Entry) throws {
         defer { applied = max(applied, entry.index) }
         guard entry.index > applied else { return }
+        if !proposedAt.isEmpty, let appended = proposedAt.removeValue(forKey: entry.index),
+           entry.type != .normal || ProposalEnvelope.requestID(of: entry.data) != appended {
+            // Another entry was committed where this node, as leader, had appended the write:
+            // a later leader's. Log matching: the write can never be committed now.
+            writes.resolve(appended, .failure(.leaderChanged))
+        }
         switch entry.type {
         case .normal:
             // An empty entry is the one a new leader appends: nothing to apply.

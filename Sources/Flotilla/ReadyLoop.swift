@@ -144,6 +144,7 @@ extension FlotillaNode {
             submitBatch()
             guard raw.hasReady else { return }
             let ready = raw.ready()
+            if !justProposed.isEmpty { trackProposals(ready.entries) }
             if let soft = ready.softState { observe(soft) }
 
             // The leader sends first: its followers write their logs while it writes its own
@@ -194,6 +195,7 @@ extension FlotillaNode {
         if !pending.commands.isEmpty {
             do {
                 try raw.propose(batch: pending.commands)
+                if role == .leader { justProposed = pending.proposalIDs }
             } catch {
                 let failure = droppedError(error)
                 for id in pending.proposalIDs { writes.resolve(id, .failure(failure)) }
@@ -218,6 +220,18 @@ extension FlotillaNode {
             let result = Result<Void, any Error> { try storage.save(ready) }
             walSave.recordNanoseconds(nanoseconds(ContinuousClock.now - start))
             inputs.yield(.persisted(result))
+        }
+    }
+
+    /// Notes the indexes at which the batch just proposed was appended: the last entries of the
+    /// Ready that follows (a leader appends a proposal at once; a node that is no longer the
+    /// leader forwarded it instead, and the ids do not match).
+    private func trackProposals(_ entries: [Entry]) {
+        let ids = justProposed
+        justProposed = []
+        guard entries.count >= ids.count else { return }
+        for (entry, id) in zip(entries.suffix(ids.count), ids) where ProposalEnvelope.requestID(of: entry.data) == id {
+            proposedAt[entry.index] = id
         }
     }
 

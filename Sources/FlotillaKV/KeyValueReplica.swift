@@ -135,7 +135,7 @@ public enum ReplicaError: Error, Sendable, Hashable, CustomStringConvertible {
         case .timeout: self = .timeout
         case .stopped, .notStarted, .cancelled: self = .stopped
         case .proposalTooLarge: self = .tooLarge(error.description)
-        case .proposalDropped: self = .proposalDropped
+        case .proposalDropped, .leaderChanged: self = .proposalDropped
         case .invalidMembershipChange: self = .invalidRequest(error.description)
         case .failed(let why): self = .failed(why)
         }

@@ -1,4 +1,5 @@
 import Flotilla
+import RaftNIO
 import Testing
 
 @Suite("Flotilla clusters over loopback", .serialized)
@@ -166,6 +167,45 @@ struct ClusterTests {
         let next = [UInt64(1), 2, 3].first { $0 != target && $0 != leader }!
         try await cluster.nodes[leader]!.transferLeadership(to: next)
         #expect(try await cluster.leader() == next)
+        await cluster.shutdown()
+    }
+
+    /// The leader is cut off (its messages go nowhere) with a write appended but not
+    /// committed; the others elect a new leader, which commits its own entry at that index.
+    /// When the old leader hears of it, the write fails with `.leaderChanged` at once, not at
+    /// the request timeout, and it is applied nowhere.
+    @Test("a write lost in a change of leader fails at once", .timeLimit(.minutes(1)))
+    func writeLostInLeaderChange() async throws {
+        let cluster = try await TestCluster.start { $0.requestTimeout = .seconds(30) }
+        let old = try await cluster.leader()
+        let oldLeader = cluster.nodes[old]!
+        try await applyRetrying(oldLeader, command("before", "1"))
+        let others = cluster.nodes.keys.filter { $0 != old }
+        for id in others {
+            await oldLeader.updatePeer(id: id, address: TransportAddress(host: "127.0.0.1", port: 1))
+        }
+
+        let started = ContinuousClock.now
+        let lost = Task { () -> Result<UInt64, FlotillaError> in
+            do throws(FlotillaError) { return .success(try await oldLeader.apply(command("lost", "1"))) } catch { return .failure(error) }
+        }
+        let next = try await cluster.leader(among: others)
+        #expect(next != old)
+        // The old leader's messages reach the others again: it hears of the new term, drops
+        // its uncommitted entry for the new leader's, and applies that.
+        for id in others { await oldLeader.updatePeer(id: id, address: cluster.address(id)) }
+
+        let result = await lost.value
+        let took = ContinuousClock.now - started
+        #expect(result == .failure(.leaderChanged), "\(result)")
+        #expect(took < .seconds(15), "failed after \(took), the request timeout is 30 s")
+        try await applyRetrying(cluster.nodes[next]!, command("after", "2"))
+        for id in cluster.nodes.keys {
+            let node = cluster.nodes[id]!
+            try await eventually("node \(id) applied the write after") { try await node.readLocal { $0.values["after"] } == "2" }
+            #expect(try await node.readLocal { $0.values["lost"] } == nil)
+            #expect(try await node.readLocal { $0.values["before"] } == "1")
+        }
         await cluster.shutdown()
     }
 }
