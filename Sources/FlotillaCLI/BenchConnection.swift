@@ -57,7 +57,7 @@ final class BenchConnectionHandler: ChannelDuplexHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         for client in 0..<clients {
-            if client < claimed { enqueue(isRead: nextIsRead()) } else { enqueueNext() }
+            if client < claimed { enqueue(isRead: plan.drawIsRead(using: &rng)) } else { enqueueNext() }
         }
         sendNext(context: context)
     }
@@ -136,11 +136,7 @@ final class BenchConnectionHandler: ChannelDuplexHandler {
             clients -= 1
             return
         }
-        enqueue(isRead: nextIsRead())
-    }
-
-    private func nextIsRead() -> Bool {
-        plan.readRatio > 0 && Double.random(in: 0..<1, using: &rng) < plan.readRatio
+        enqueue(isRead: plan.drawIsRead(using: &rng))
     }
 
     private func enqueue(isRead: Bool) {
@@ -197,6 +193,11 @@ final class BenchPlan: Sendable {
     }
 
     func key(_ n: Int) -> String { keys[n] }
+
+    /// Whether the next request is a read, by the run's read ratio.
+    func drawIsRead(using rng: inout some RandomNumberGenerator) -> Bool {
+        readRatio > 0 && Double.random(in: 0..<1, using: &rng) < readRatio
+    }
 
     /// Claims the right to send one more request: false once `--total` were claimed or
     /// `--duration` is over.

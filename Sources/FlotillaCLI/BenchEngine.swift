@@ -139,12 +139,13 @@ public struct BenchEngine: Sendable {
                     .connect(host: host, port: port).get()
                 try? await channel.closeFuture.get()
             } catch {
-                // Not even connected: each client's next request fails, then another try, on the
-                // next endpoint, after a pause.
+                // Not even connected: each client's next request (a read or a write, by the
+                // mix) fails, then another try, on the next endpoint, after a pause.
                 var stillGoing = 0
+                var rng = SystemRandomNumberGenerator()
                 for client in 0..<clients where client < claimed || plan.claim() {
                     merged.requests += 1
-                    merged.writes += 1
+                    if plan.drawIsRead(using: &rng) { merged.reads += 1 } else { merged.writes += 1 }
                     merged.errors += 1
                     plan.reportFailure("cannot connect to \(host):\(port): \(error)")
                     plan.progress.completed.add(1, ordering: .relaxed)

@@ -201,5 +201,14 @@ struct BenchCommandTests {
         #expect(failed.output.contains("20 request(s) failed"), "\(failed.output)")
         let tolerated = run(executable, ["bench", "--endpoints", dead, "--total", "20", "--no-progress", "--max-errors", "20"])
         #expect(tolerated.status == 0, "\(tolerated.output)")
+        // Requests that found no connection are counted as the mix says: all reads here.
+        let reads = run(executable, [
+            "bench", "--endpoints", dead, "--total", "20", "--read-ratio", "1", "--no-progress", "--max-errors", "20", "--json",
+        ])
+        let readsJSON = try #require(reads.output.split(separator: "\n").first { $0.hasPrefix("{") }, "\(reads.output)")
+        let readsSummary = try #require(try JSONSerialization.jsonObject(with: Data(readsJSON.utf8)) as? [String: Any])
+        #expect((readsSummary["errors"] as? NSNumber)?.intValue == 20, "\(reads.output)")
+        #expect((readsSummary["reads"] as? NSNumber)?.intValue == 20, "\(reads.output)")
+        #expect((readsSummary["writes"] as? NSNumber)?.intValue == 0, "\(reads.output)")
     }
 }
