@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import HashTreeCollections
+import Raft  // Varint
 import RaftWAL  // CRC32C: the checksum of snapshots, the same as the WAL's
 
 /// The key-value state machine that `flotilla` replicates: a map from byte-string keys to
@@ -320,20 +321,6 @@ public enum KeyValueStoreError: Error, Sendable, Hashable, CustomStringConvertib
 }
 
 // MARK: - Encoding helpers
-
-/// Unsigned LEB128, as protobuf's varints.
-enum Varint {
-    static let maxLength = 10
-
-    static func append(_ value: UInt64, to out: inout [UInt8]) {
-        var v = value
-        while v >= 0x80 {
-            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        out.append(UInt8(v))
-    }
-}
 
 /// Reads the fields of a command or snapshot, throwing (never trapping) on short or bad input.
 struct ByteReader {

@@ -1,24 +1,8 @@
+import Raft
+
 // The little protobuf the WAL's own messages need (walpb.Record, walpb.Snapshot,
-// snappb.snapshot): varints and length-delimited bytes. raftpb payloads go through the Raft
-// module's codec.
-
-@inline(__always)
-func varintSize(_ value: UInt64) -> Int {
-    var v = value
-    var n = 1
-    while v >= 0x80 { v >>= 7; n += 1 }
-    return n
-}
-
-@inline(__always)
-func appendVarint(_ value: UInt64, to buffer: inout [UInt8]) {
-    var v = value
-    while v >= 0x80 {
-        buffer.append(UInt8(truncatingIfNeeded: v) | 0x80)
-        v >>= 7
-    }
-    buffer.append(UInt8(v))
-}
+// snappb.snapshot): varints (`Raft.Varint`) and length-delimited bytes. raftpb payloads go
+// through the Raft module's codec.
 
 /// A bounds-checked reader over `bytes[start..<end]`. Every read returns nil on malformed or
 /// truncated input: the callers turn that into a corruption error with the file and offset.
@@ -92,11 +76,11 @@ public struct WALSnapshot: Sendable, Hashable, CustomStringConvertible {
     /// 1: index, 2: term; etcd writes both, zeros included.
     func serializedBytes() -> [UInt8] {
         var buffer: [UInt8] = []
-        buffer.reserveCapacity(2 + varintSize(index) + varintSize(term))
+        buffer.reserveCapacity(2 + Varint.size(index) + Varint.size(term))
         buffer.append(0x08)
-        appendVarint(index, to: &buffer)
+        Varint.append(index, to: &buffer)
         buffer.append(0x10)
-        appendVarint(term, to: &buffer)
+        Varint.append(term, to: &buffer)
         return buffer
     }
 

@@ -39,9 +39,9 @@ public struct SnapshotFiles: Sendable {
         var content: [UInt8] = []
         content.reserveCapacity(data.count + 16)
         content.append(0x08)
-        appendVarint(UInt64(CRC32C.checksum(data)), to: &content)
+        Varint.append(UInt64(CRC32C.checksum(data)), to: &content)
         content.append(0x12)
-        appendVarint(UInt64(data.count), to: &content)
+        Varint.append(UInt64(data.count), to: &content)
         content.append(contentsOf: data)
 
         let name = Self.fileName(term: snapshot.metadata.term, index: snapshot.metadata.index)

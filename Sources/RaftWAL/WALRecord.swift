@@ -1,4 +1,4 @@
-
+import Raft
 
 /// The record types of etcd's WAL.
 public enum WALRecordType: Int64, Sendable, CustomStringConvertible {
@@ -72,19 +72,19 @@ struct WALRecord: Equatable {
         type: WALRecordType, crc: UInt32, dataCount: Int, to buffer: inout [UInt8],
         writeData: (inout [UInt8]) -> Void
     ) {
-        var length = 2 + varintSize(UInt64(type.rawValue)) + varintSize(UInt64(crc))
+        var length = 2 + Varint.size(UInt64(type.rawValue)) + Varint.size(UInt64(crc))
         // The crc record has no data field (etcd leaves it nil); other records always carry one.
         let hasData = type != .crc
-        if hasData { length += 1 + varintSize(UInt64(dataCount)) + dataCount }
+        if hasData { length += 1 + Varint.size(UInt64(dataCount)) + dataCount }
         let (field, padding) = lengthField(for: length)
         withUnsafeBytes(of: field.littleEndian) { buffer.append(contentsOf: $0) }
         buffer.append(0x08)
-        appendVarint(UInt64(type.rawValue), to: &buffer)
+        Varint.append(UInt64(type.rawValue), to: &buffer)
         buffer.append(0x10)
-        appendVarint(UInt64(crc), to: &buffer)
+        Varint.append(UInt64(crc), to: &buffer)
         if hasData {
             buffer.append(0x1A)
-            appendVarint(UInt64(dataCount), to: &buffer)
+            Varint.append(UInt64(dataCount), to: &buffer)
             let before = buffer.count
             writeData(&buffer)
             precondition(buffer.count - before == dataCount, "record data size changed while encoding")

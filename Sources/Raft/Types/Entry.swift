@@ -38,7 +38,5 @@ public struct Entry: Sendable, Hashable {
 /// Bytes a protobuf varint of `value` takes.
 @inlinable
 func varintSize(_ value: UInt64) -> Int {
-    // Each byte holds 7 bits; a zero still takes one byte.
-    let bits = 64 - (value | 1).leadingZeroBitCount
-    return (bits + 6) / 7
+    Varint.size(value)
 }
