@@ -20,9 +20,10 @@ import RaftWAL
 /// is being saved the loop goes on stepping messages and gathering requests, which go to raft
 /// as one proposal (and one read-index round) when the save is done, and to the disk in the
 /// next save. A follower, which has nothing to gather while it saves (its next append waits
-/// for this one's acknowledgement), and any Ready that needs no fdatasync, save in the loop. Committed entries that an earlier save made durable are applied at once, before the
-/// next save. Every `configuration.snapshotInterval` applied entries the state machine is
-/// captured in the loop and encoded and written on another thread, then the log compacted.
+/// for this one's acknowledgement), and any Ready that needs no fdatasync, save in the loop.
+/// Committed entries that an earlier save made durable are applied at once, before the next
+/// save. Every `configuration.snapshotInterval` applied entries the state machine is captured
+/// in the loop and encoded and written on another thread, then the log compacted.
 ///
 /// ```swift
 /// let node = try FlotillaNode(configuration: config, stateMachine: Counter(), logger: logger)

@@ -2,6 +2,7 @@ import Logging
 import Metrics
 import Raft
 import RaftNIO
+import RaftWAL
 
 /// What wakes the Ready loop.
 enum LoopInput: Sendable {
@@ -177,7 +178,7 @@ extension FlotillaNode {
                 //   write (+12 % puts/s with one client, +7 % with 8, even at 64). Its
                 //   event loop waits out the fdatasync (~0.1–0.2 ms), which the messages
                 //   that arrive meanwhile can afford.
-                try saveInLoop(ready)
+                try Self.timedSave(ready, storage, metrics.walSave)
             } else if mustSave {
                 inFlight = flight
                 save(ready)
@@ -216,11 +217,16 @@ extension FlotillaNode {
         let inputs = inputs
         disk.submit { isActive in
             guard isActive else { return }  // shutting down: the Ready is dropped, like a crash
-            let start = ContinuousClock.now
-            let result = Result<Void, any Error> { try storage.save(ready) }
-            walSave.recordNanoseconds(nanoseconds(ContinuousClock.now - start))
-            inputs.yield(.persisted(result))
+            inputs.yield(.persisted(Result { try Self.timedSave(ready, storage, walSave) }))
         }
+    }
+
+    /// `storage.save(ready)`, its time recorded in `flotilla_wal_save_duration` — on the disk
+    /// thread or in the loop.
+    private static func timedSave(_ ready: Ready, _ storage: DiskStorage, _ walSave: Metrics.Timer) throws {
+        let start = ContinuousClock.now
+        defer { walSave.recordNanoseconds(nanoseconds(ContinuousClock.now - start)) }
+        try storage.save(ready)
     }
 
     /// Notes the indexes at which the batch just proposed was appended: the last entries of the
@@ -233,13 +239,6 @@ extension FlotillaNode {
         for (entry, id) in zip(entries.suffix(ids.count), ids) where ProposalEnvelope.requestID(of: entry.data) == id {
             proposedAt[entry.index] = id
         }
-    }
-
-    /// Writes `ready`, which needs no fdatasync, in the loop.
-    private func saveInLoop(_ ready: Ready) throws {
-        let start = ContinuousClock.now
-        try storage.save(ready)
-        metrics.walSave.recordNanoseconds(nanoseconds(ContinuousClock.now - start))
     }
 
     /// The rest of a Ready once it is durable: a follower's messages, what it commits, then
