@@ -104,6 +104,11 @@ public final class DiskStorage: Storage, Sendable {
     }
 
     deinit {
+        releaseLock()
+    }
+
+    /// Closes the lock file (once), which releases the lock.
+    private func releaseLock() {
         if let lock = lockFile.withLock({ $0.take() }) { fileSystem.close(lock) }
     }
 
@@ -245,7 +250,7 @@ public final class DiskStorage: Storage, Sendable {
 
     /// Syncs and closes the WAL, then releases the directory's lock. Later writes throw.
     public func close() throws {
-        defer { if let lock = lockFile.withLock({ $0.take() }) { fileSystem.close(lock) } }
+        defer { releaseLock() }
         try writer.withLock { (w: inout Writer) throws in try w.wal.close() }
     }
 
