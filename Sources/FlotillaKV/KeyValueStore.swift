@@ -347,19 +347,12 @@ struct ByteReader {
     }
 
     mutating func readVarint(field: String) throws(KeyValueStoreError) -> UInt64 {
-        let start = position
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            guard position < bytes.endIndex else { throw .truncated(what: what, field: field, offset: start) }
-            let byte = bytes[position]
-            position += 1
-            // The 10th byte may only carry the top bit of a 64-bit value.
-            if shift == 63 && byte > 1 { throw .malformedVarint(what: what, field: field, offset: start) }
-            result |= UInt64(byte & 0x7f) << shift
-            if byte & 0x80 == 0 { return result }
-            shift += 7
-            if shift > 63 { throw .malformedVarint(what: what, field: field, offset: start) }
+        switch Varint.decode(bytes, from: position, to: bytes.endIndex) {
+        case .value(let value, let end):
+            position = end
+            return value
+        case .truncated: throw .truncated(what: what, field: field, offset: position)
+        case .overflow: throw .malformedVarint(what: what, field: field, offset: position)
         }
     }
 

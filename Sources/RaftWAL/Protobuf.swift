@@ -20,18 +20,9 @@ struct ProtoScanner {
     var atEnd: Bool { position >= end }
 
     mutating func varint() -> UInt64? {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while position < end {
-            let byte = bytes[position]
-            position += 1
-            if shift == 63 && byte > 1 { return nil }
-            result |= UInt64(byte & 0x7F) << shift
-            if byte < 0x80 { return result }
-            shift += 7
-            if shift > 63 { return nil }
-        }
-        return nil
+        guard case .value(let value, let next) = Varint.decode(bytes, from: position, to: end) else { return nil }
+        position = next
+        return value
     }
 
     /// The next (field, wire type), nil at the end or on a malformed tag (`malformed` is set).

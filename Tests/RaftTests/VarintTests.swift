@@ -21,5 +21,19 @@ import Testing
         #expect(out == [0xAA] + expected)
         #expect(Varint.size(value) == expected.count)
         #expect(Varint.size(value) <= Varint.maxLength)
+        #expect(Varint.decode(out, from: 1, to: out.count) == .value(value, end: out.count))
+        // Cut anywhere inside: truncated.
+        for cut in 1..<out.count - 1 { #expect(Varint.decode(out, from: 1, to: cut + 1) == .truncated) }
+    }
+
+    @Test func decodeRefusesMoreThan64Bits() {
+        let nine = [UInt8](repeating: 0xff, count: 9)
+        #expect(Varint.decode(nine + [0x02], from: 0, to: 10) == .overflow)
+        #expect(Varint.decode(nine + [0x81, 0x00], from: 0, to: 11) == .overflow)
+        #expect(Varint.decode(nine + [0x01], from: 0, to: 10) == .value(.max, end: 10))
+        // Reads within the bounds given, from the start given.
+        let slice: ArraySlice<UInt8> = [0x00, 0xac, 0x02, 0x07]
+        #expect(Varint.decode(slice, from: 1, to: 3) == .value(300, end: 3))
+        #expect(Varint.decode(slice, from: 1, to: 2) == .truncated)
     }
 }

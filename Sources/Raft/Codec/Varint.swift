@@ -22,4 +22,35 @@ public enum Varint {
         }
         buffer.append(UInt8(truncatingIfNeeded: rest))
     }
+
+    /// What `decode` found.
+    public enum Decoded: Equatable, Sendable {
+        /// The value, and the index just past its last byte.
+        case value(UInt64, end: Int)
+        /// The bytes ended (at `end`) inside the varint.
+        case truncated
+        /// More than 64 bits: a 10th byte above 1, or an 11th byte.
+        case overflow
+    }
+
+    /// The varint in `bytes[start..<end]` that starts at `start`. (raftpb's decoder has its
+    /// own, with a one-byte fast path, on the hot path of every message.)
+    @inlinable
+    public static func decode<Bytes: RandomAccessCollection<UInt8>>(
+        _ bytes: Bytes, from start: Int, to end: Int
+    ) -> Decoded where Bytes.Index == Int {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        var position = start
+        while position < end {
+            let byte = bytes[position]
+            position += 1
+            // The 10th byte may only carry the top bit of a 64-bit value.
+            if shift == 63 && byte > 1 { return .overflow }
+            result |= UInt64(byte & 0x7f) << shift
+            if byte & 0x80 == 0 { return .value(result, end: position) }
+            shift += 7
+        }
+        return .truncated
+    }
 }
