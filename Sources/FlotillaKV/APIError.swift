@@ -38,10 +38,30 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The answer to an error a request's handling threw: an `APIError` as it is, a replica's
+    /// error by its HTTP face, any other error with a status by that status, anything else 500.
+    init(answering error: any Error) {
+        switch error {
+        case let error as APIError: self = error
+        case let error as ReplicaError: self.init(error)
+        case let error as any HTTPResponseError: self.init(error.status, "\(error)")
+        default: self.init(.internalServerError, "internal error: \(error)")
+        }
+    }
+
+    /// Whether `init(answering:)` makes a 500 of `error` because nothing expected it: worth a log line.
+    static func isUnexpected(_ error: any Error) -> Bool {
+        !(error is APIError || error is ReplicaError || error is any HTTPResponseError)
+    }
+
     public var description: String { "\(status.code) \(message)" }
 
+    /// The response body: `{"error": "…"}`.
+    var jsonBody: [UInt8] { jsonBytes(ErrorBody(error: message)) }
+
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        var response = try jsonResponse(ErrorBody(error: message), status: status)
+        var response = Response(
+            status: status, headers: [.contentType: jsonContentType], body: ResponseBody(byteBuffer: ByteBuffer(bytes: jsonBody)))
         response.headers.append(contentsOf: headers)
         return response
     }
@@ -56,30 +76,32 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as APIError {
-            throw error
-        } catch let error as ReplicaError {
-            throw APIError(error)
         } catch let error as HTTPError where error.status == .notFound && error.body == nil {
             throw APIError(.notFound, "no such route: \(request.method) \(request.uri.path)", headers: error.headers)
         } catch let error as HTTPError {
             throw APIError(error.status, error.body ?? error.status.reasonPhrase, headers: error.headers)
-        } catch let error as any HTTPResponseError {
-            throw APIError(error.status, "\(error)")
         } catch {
-            context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
-            throw APIError(.internalServerError, "internal error: \(error)")
+            if APIError.isUnexpected(error) {
+                context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            }
+            throw APIError(answering: error)
         }
     }
 }
 
-func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+let jsonContentType = "application/json; charset=utf-8"
+
+/// `value` as the API's JSON: keys sorted, slashes as they are.
+func jsonBytes(_ value: some Encodable) -> [UInt8] {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    let data = try encoder.encode(value)
-    return Response(
-        status: status, headers: [.contentType: "application/json; charset=utf-8"],
-        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    // The API's bodies are plain structs of strings, numbers and booleans: encoding them cannot fail.
+    return (try? Array(encoder.encode(value))) ?? Array(#"{"error":"the answer could not be encoded as JSON"}"#.utf8)
+}
+
+func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+    Response(
+        status: status, headers: [.contentType: jsonContentType], body: ResponseBody(byteBuffer: ByteBuffer(bytes: jsonBytes(value))))
 }
 
 // MARK: - Percent-encoding
@@ -87,7 +109,7 @@ func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) th
 enum PercentEncoding {
     /// Decodes `%XX` escapes into raw bytes (the result need not be UTF-8). Nil when a `%` is not
     /// followed by two hex digits.
-    static func decode(_ string: String) -> [UInt8]? {
+    static func decode(_ string: some StringProtocol) -> [UInt8]? {
         let utf8 = Array(string.utf8)
         var out: [UInt8] = []
         out.reserveCapacity(utf8.count)

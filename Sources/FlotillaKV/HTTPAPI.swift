@@ -80,25 +80,25 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
             }
             let value = Array(rawValue.utf8)
             try self.checkValueSize(value.count)
-            return try await self.put(key: key, value: value)
+            return try await self.perform(.put(key: key, value: value)).response
         }
         router.get("get") { request, _ in
             let key = try self.checkedKey(request.uri.queryParameters["key"].map { Array($0.utf8) }, source: "query parameter key")
-            return try await self.get(key: key, consistency: .linearizable)
+            return try await self.perform(.get(key: key, consistency: .linearizable)).response
         }
 
+        // The key routes below are also what `KeyValueFastPath` serves in `flotilla serve`,
+        // through the same `pathKey`, `checkValueSize` and `perform`.
         router.put("v1/kv/:key") { request, context in
             let key = try self.pathKey(context)
-            return try await self.put(key: key, value: try await self.body(of: request))
+            return try await self.perform(.put(key: key, value: try await self.body(of: request))).response
         }
         router.get("v1/kv/:key") { request, context in
             let key = try self.pathKey(context)
-            return try await self.get(key: key, consistency: try self.consistency(of: request))
+            return try await self.perform(.get(key: key, consistency: try self.consistency(of: request))).response
         }
         router.delete("v1/kv/:key") { _, context in
-            let key = try self.pathKey(context)
-            _ = try await self.replica.delete(key: key)
-            return Response(status: .noContent)
+            return try await self.perform(.delete(key: try self.pathKey(context))).response
         }
 
         if let metrics {
@@ -110,7 +110,7 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
         }
 
         router.get("v1/members") { _, _ in
-            try jsonResponse(MemberList(members: try await self.replica.members()))
+            jsonResponse(MemberList(members: try await self.replica.members()))
         }
         router.post("v1/members") { request, _ in
             let body = try await self.jsonBody(MemberRequest.self, of: request, example: #"{"id":4,"peerURL":"http://127.0.0.1:12379","learner":false}"#)
@@ -153,10 +153,10 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
 
         router.put(":key") { request, context in
             let key = try self.pathKey(context)
-            return try await self.put(key: key, value: try await self.body(of: request))
+            return try await self.perform(.put(key: key, value: try await self.body(of: request))).response
         }
         router.get(":key") { _, context in
-            try await self.get(key: try self.pathKey(context), consistency: .linearizable)
+            try await self.perform(.get(key: try self.pathKey(context), consistency: .linearizable)).response
         }
     }
 
@@ -222,22 +222,52 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
 
     // MARK: Handlers
 
-    private func put(key: [UInt8], value: [UInt8]) async throws -> Response {
-        _ = try await replica.put(key: key, value: value)
-        return Response(status: .noContent)
+    /// A key-value request, its key and value checked.
+    enum KeyOperation: Sendable {
+        case put(key: [UInt8], value: [UInt8])
+        case get(key: [UInt8], consistency: ReadConsistency)
+        case delete(key: [UInt8])
     }
 
-    private func get(key: [UInt8], consistency: ReadConsistency) async throws -> Response {
-        guard let value = try await replica.get(key: key, consistency: consistency) else {
-            throw APIError(.notFound, "key not found")
+    /// What a key-value request answers when it succeeds.
+    enum KeyAnswer: Sendable, Equatable {
+        /// 204: the write was applied.
+        case applied
+        /// 200 with the value as `application/octet-stream`.
+        case value([UInt8])
+
+        var response: Response {
+            switch self {
+            case .applied:
+                return Response(status: .noContent)
+            case .value(let value):
+                return Response(
+                    status: .ok, headers: [.contentType: "application/octet-stream"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: value)))
+            }
         }
-        return Response(
-            status: .ok, headers: [.contentType: "application/octet-stream"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: value)))
+    }
+
+    /// Carries out a key-value request: writes answer once applied, reads with `consistency`.
+    /// Throws the replica's errors, and a 404 `APIError` for a key that is absent.
+    func perform(_ operation: KeyOperation) async throws -> KeyAnswer {
+        switch operation {
+        case .put(let key, let value):
+            _ = try await replica.put(key: key, value: value)
+            return .applied
+        case .delete(let key):
+            _ = try await replica.delete(key: key)
+            return .applied
+        case .get(let key, let consistency):
+            guard let value = try await replica.get(key: key, consistency: consistency) else {
+                throw APIError(.notFound, "key not found")
+            }
+            return .value(value)
+        }
     }
 
     private func statusResponse() async throws -> Response {
-        try jsonResponse(await replica.status())
+        jsonResponse(await replica.status())
     }
 
     private func health() async throws -> Response {
@@ -250,7 +280,7 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
                 .serviceUnavailable, "unhealthy: applied \(status.applied) of \(status.commit) committed entries",
                 headers: [.retryAfter: "1"])
         }
-        return try jsonResponse(Health(health: true, leader: status.leader, commit: status.commit, applied: status.applied))
+        return jsonResponse(Health(health: true, leader: status.leader, commit: status.commit, applied: status.applied))
     }
 
     private struct Health: Encodable {
@@ -263,14 +293,18 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
     // MARK: Request parsing
 
     private func pathKey(_ context: some RequestContext) throws -> [UInt8] {
-        let raw = context.parameters.get("key") ?? ""
+        try pathKey(raw: context.parameters.get("key") ?? "")
+    }
+
+    /// The key in a path segment `raw`, percent-decoded and checked.
+    func pathKey(raw: some StringProtocol) throws(APIError) -> [UInt8] {
         guard let bytes = PercentEncoding.decode(raw) else {
             throw APIError(.badRequest, "the key in the path is not valid percent-encoding")
         }
         return try checkedKey(bytes, source: "key")
     }
 
-    private func checkedKey(_ key: [UInt8]?, source: String) throws -> [UInt8] {
+    private func checkedKey(_ key: [UInt8]?, source: String) throws(APIError) -> [UInt8] {
         guard let key, !key.isEmpty else {
             throw APIError(.badRequest, "missing or empty \(source): keys are 1 to \(limits.maxKeyBytes) bytes")
         }
@@ -280,7 +314,7 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
         return key
     }
 
-    private func checkValueSize(_ size: Int) throws {
+    func checkValueSize(_ size: Int) throws(APIError) {
         guard size <= limits.maxValueBytes else {
             throw APIError(.contentTooLarge, "the value is \(size) bytes; values are at most \(limits.maxValueBytes) bytes")
         }
