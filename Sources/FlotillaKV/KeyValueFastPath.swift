@@ -37,10 +37,16 @@ final class KeyValueFastPath<Replica: KeyValueReplica>: ChannelDuplexHandler, Re
     private var current: CurrentRequest?
     /// The body of the current request when it is served here.
     private var value: [UInt8] = []
-    /// Parts of the requests after the current one, in order.
-    private var waiting = CircularBuffer<HTTPRequestPart>()
+    /// What arrived after the current request, in order: parts of the next requests, and the
+    /// decoder's error if one ends the connection.
+    private var waiting = CircularBuffer<Inbound>()
     /// A read the pipeline asked for while parts were waiting; issued once they are taken.
     private var readWithheld = false
+
+    private enum Inbound {
+        case part(HTTPRequestPart)
+        case error(any Error)
+    }
 
     private struct CurrentRequest {
         /// Nil when the router serves it. Served here, nil too once its answer is decided
@@ -63,10 +69,30 @@ final class KeyValueFastPath<Replica: KeyValueReplica>: ChannelDuplexHandler, Re
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         if current?.requestEnded == true || !waiting.isEmpty {
-            waiting.append(part)
+            waiting.append(.part(part))
         } else {
             take(part, context: context)
         }
+    }
+
+    /// A decoding error (malformed HTTP) comes after the requests before it, as their parts do:
+    /// Hummingbird answers it with 400 and closes the connection, which must not overtake the
+    /// answer to a complete request before it.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if current?.requestEnded == true || !waiting.isEmpty {
+            waiting.append(.error(error))
+        } else {
+            take(error, context: context)
+        }
+    }
+
+    private func take(_ error: any Error, context: ChannelHandlerContext) {
+        if current?.servedHere == true {
+            // The request it cut short can never be carried out; Hummingbird's 400 answers it.
+            current = nil
+            value = []
+        }
+        context.fireErrorCaught(error)
     }
 
     func read(context: ChannelHandlerContext) {
@@ -231,8 +257,11 @@ final class KeyValueFastPath<Replica: KeyValueReplica>: ChannelDuplexHandler, Re
         guard let request = current, request.requestEnded, request.responseEnded else { return }
         current = nil
         var tookAny = false
-        while current?.requestEnded != true, let part = waiting.popFirst() {
-            take(part, context: context)
+        while current?.requestEnded != true, let next = waiting.popFirst() {
+            switch next {
+            case .part(let part): take(part, context: context)
+            case .error(let error): take(error, context: context)
+            }
             tookAny = true
         }
         if tookAny {

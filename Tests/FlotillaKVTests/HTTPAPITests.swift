@@ -29,6 +29,7 @@ import Testing
     /// Runs `body` against an application whose replica is a running one-node cluster, its data
     /// in `directory` (a fresh temporary one when nil, removed afterwards).
     func withServer(
+        via: Via,
         limits: HTTPAPI<FlotillaReplica>.Limits = .init(),
         directory: String? = nil,
         _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
@@ -41,18 +42,18 @@ import Testing
         let app = makeApplication(
             api: HTTPAPI(replica: FlotillaReplica(node: node), limits: limits, metrics: registry), services: [node],
             address: .hostname("127.0.0.1", port: 0), logger: Self.quietLogger)
-        try await app.test(.router) { client in
+        try await app.test(via.setup) { client in
             try await node.waitForLeader(timeout: .seconds(10))
             try await body(client)
         }
         await node.shutdown()
     }
 
-    @Test(.timeLimit(.minutes(1))) func writesSurviveARestartFromTheDataDirectory() async throws {
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases) func writesSurviveARestartFromTheDataDirectory(_ via: Via) async throws {
         let directory = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         // Enough writes to take snapshots (every 5 entries) and compact the log behind them.
-        try await withServer(directory: directory) { client in
+        try await withServer(via: via, directory: directory) { client in
             for i in 0..<12 {
                 try await client.execute(uri: "/k\(i)", method: .put, body: ByteBuffer(string: "v\(i)")) { response in
                     #expect(response.status == .noContent)
@@ -62,7 +63,7 @@ import Testing
         }
         #expect(FileManager.default.fileExists(atPath: "\(directory)/wal"))
         #expect(FileManager.default.fileExists(atPath: "\(directory)/snap"))
-        try await withServer(directory: directory) { client in
+        try await withServer(via: via, directory: directory) { client in
             for i in 0..<12 {
                 try await client.execute(uri: "/k\(i)", method: .get) { response in
                     if i == 3 {
@@ -76,8 +77,8 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func putThenGet() async throws {
-        try await withServer { client in
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases) func putThenGet(_ via: Via) async throws {
+        try await withServer(via: via) { client in
             try await client.execute(uri: "/foo", method: .put, body: ByteBuffer(string: "bar")) { response in
                 #expect(response.status == .noContent)
             }
@@ -96,8 +97,8 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func absentKeyIs404WithJSONError() async throws {
-        try await withServer { client in
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases) func absentKeyIs404WithJSONError(_ via: Via) async throws {
+        try await withServer(via: via) { client in
             try await client.execute(uri: "/missing", method: .get) { response in
                 #expect(response.status == .notFound)
                 #expect(errorMessage(response) == "key not found")
@@ -112,8 +113,8 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func deleteThroughV1() async throws {
-        try await withServer { client in
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases) func deleteThroughV1(_ via: Via) async throws {
+        try await withServer(via: via) { client in
             try await client.execute(uri: "/v1/kv/k", method: .put, body: ByteBuffer(string: "v")) { response in
                 #expect(response.status == .noContent)
             }
@@ -138,8 +139,8 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func serializableRead() async throws {
-        try await withServer { client in
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases) func serializableRead(_ via: Via) async throws {
+        try await withServer(via: via) { client in
             try await client.execute(uri: "/v1/kv/s", method: .put, body: ByteBuffer(string: "local")) { _ in }
             for query in ["serializable=true", "serializable", "serializable=1", "serializable=false"] {
                 try await client.execute(uri: "/v1/kv/s?\(query)", method: .get) { response in
@@ -157,8 +158,8 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func oversizedValueIs413AndNothingIsStored() async throws {
-        try await withServer { client in
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases) func oversizedValueIs413AndNothingIsStored(_ via: Via) async throws {
+        try await withServer(via: via) { client in
             let limit = 1 << 20
             try await client.execute(
                 uri: "/big", method: .put, body: ByteBuffer(repeating: 0x61, count: limit + 1)
@@ -178,8 +179,8 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func limitsAreConfigurable() async throws {
-        try await withServer(limits: .init(maxKeyBytes: 4, maxValueBytes: 8)) { client in
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases) func limitsAreConfigurable(_ via: Via) async throws {
+        try await withServer(via: via, limits: .init(maxKeyBytes: 4, maxValueBytes: 8)) { client in
             try await client.execute(uri: "/v1/kv/abcd", method: .put, body: ByteBuffer(string: "12345678")) { response in
                 #expect(response.status == .noContent)
             }
@@ -198,8 +199,8 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func badKeysAre400() async throws {
-        try await withServer { client in
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases) func badKeysAre400(_ via: Via) async throws {
+        try await withServer(via: via) { client in
             let longKey = String(repeating: "k", count: 1025)
             try await client.execute(uri: "/\(longKey)", method: .put, body: ByteBuffer(string: "v")) { response in
                 #expect(response.status == .badRequest)
@@ -236,8 +237,8 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func percentEncodedKeys() async throws {
-        try await withServer { client in
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases) func percentEncodedKeys(_ via: Via) async throws {
+        try await withServer(via: via) { client in
             try await client.execute(uri: "/v1/kv/a%2Fb%20c", method: .put, body: ByteBuffer(string: "slash")) { response in
                 #expect(response.status == .noContent)
             }
@@ -250,8 +251,8 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func statusReportsTheRaftState() async throws {
-        try await withServer { client in
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases) func statusReportsTheRaftState(_ via: Via) async throws {
+        try await withServer(via: via) { client in
             try await client.execute(uri: "/x", method: .put, body: ByteBuffer(string: "1")) { _ in }
             try await client.execute(uri: "/v1/status", method: .get) { response in
                 #expect(response.status == .ok)
@@ -270,8 +271,8 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func healthIs200WithALeader() async throws {
-        try await withServer { client in
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases) func healthIs200WithALeader(_ via: Via) async throws {
+        try await withServer(via: via) { client in
             try await client.execute(uri: "/health", method: .get) { response in
                 #expect(response.status == .ok)
                 #expect(String(buffer: response.body).contains("\"health\":true"))
@@ -279,8 +280,8 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func raftDemoRoutes() async throws {
-        try await withServer { client in
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases) func raftDemoRoutes(_ via: Via) async throws {
+        try await withServer(via: via) { client in
             try await client.execute(uri: "/set?key=demo&value=hello%20world", method: .get) { response in
                 #expect(response.status == .noContent)
             }
@@ -304,8 +305,8 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func membersListsTheNodeAsLeader() async throws {
-        try await withServer { client in
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases) func membersListsTheNodeAsLeader(_ via: Via) async throws {
+        try await withServer(via: via) { client in
             try await client.execute(uri: "/v1/members", method: .get) { response in
                 #expect(response.status == .ok)
                 let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
@@ -326,8 +327,8 @@ import Testing
     }
 
     /// Malformed membership requests are 400 with a JSON error, and change nothing.
-    @Test(.timeLimit(.minutes(1))) func malformedMembershipRequestsAre400() async throws {
-        try await withServer { client in
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases) func malformedMembershipRequestsAre400(_ via: Via) async throws {
+        try await withServer(via: via) { client in
             let requests: [(String, HTTPRequest.Method, String)] = [
                 ("/2", .post, "not a url"),
                 ("/2", .post, "ftp://127.0.0.1:1"),
@@ -370,8 +371,8 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func metricsArePrometheusText() async throws {
-        try await withServer { client in
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases) func metricsArePrometheusText(_ via: Via) async throws {
+        try await withServer(via: via) { client in
             try await client.execute(uri: "/k", method: .put, body: ByteBuffer(string: "v")) { _ in }
             try await client.execute(uri: "/metrics", method: .get) { response in
                 #expect(response.status == .ok)
@@ -387,17 +388,17 @@ import Testing
     // MARK: Failure answers, from a scripted replica
 
     func withScriptedReplica(
-        _ replica: ScriptedReplica, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
+        via: Via, _ replica: ScriptedReplica, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
     ) async throws {
         let app = makeApplication(
             api: HTTPAPI(replica: replica), services: [], address: .hostname("127.0.0.1", port: 0),
             logger: Self.quietLogger)
-        try await app.test(.router, body)
+        try await app.test(via.setup, body)
     }
 
-    @Test(.timeLimit(.minutes(1)), arguments: [ReplicaError.noLeader, .proposalDropped, .stopped])
-    func retryableErrorsAre503WithRetryAfter(_ error: ReplicaError) async throws {
-        try await withScriptedReplica(ScriptedReplica(error: error)) { client in
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases, [ReplicaError.noLeader, .proposalDropped, .stopped])
+    func retryableErrorsAre503WithRetryAfter(_ via: Via, _ error: ReplicaError) async throws {
+        try await withScriptedReplica(via: via, ScriptedReplica(error: error)) { client in
             for (uri, method) in [
                 ("/k", HTTPRequest.Method.put), ("/k", .get), ("/v1/kv/k", .delete), ("/get?key=k", .get),
                 ("/v1/members", .get), ("/2", .delete), ("/v1/members/2", .delete),
@@ -411,14 +412,14 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func timeoutIs504AndFailureIs500() async throws {
-        try await withScriptedReplica(ScriptedReplica(error: .timeout)) { client in
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases) func timeoutIs504AndFailureIs500(_ via: Via) async throws {
+        try await withScriptedReplica(via: via, ScriptedReplica(error: .timeout)) { client in
             try await client.execute(uri: "/k", method: .put, body: ByteBuffer(string: "v")) { response in
                 #expect(response.status == .gatewayTimeout)
                 #expect(errorMessage(response).contains("timed out"))
             }
         }
-        try await withScriptedReplica(ScriptedReplica(error: .failed("disk on fire"))) { client in
+        try await withScriptedReplica(via: via, ScriptedReplica(error: .failed("disk on fire"))) { client in
             try await client.execute(uri: "/k", method: .get) { response in
                 #expect(response.status == .internalServerError)
                 #expect(errorMessage(response).contains("disk on fire"))
@@ -426,9 +427,9 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func healthIs503WithoutALeaderOrWhileApplying() async throws {
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases) func healthIs503WithoutALeaderOrWhileApplying(_ via: Via) async throws {
         let noLeader = ReplicaStatus(id: 1, term: 1, leader: 0, commit: 0, applied: 0, state: "follower")
-        try await withScriptedReplica(ScriptedReplica(error: .noLeader, fixedStatus: noLeader)) { client in
+        try await withScriptedReplica(via: via, ScriptedReplica(error: .noLeader, fixedStatus: noLeader)) { client in
             try await client.execute(uri: "/health", method: .get) { response in
                 #expect(response.status == .serviceUnavailable)
                 #expect(response.headers[.retryAfter] != nil)
@@ -436,13 +437,24 @@ import Testing
             }
         }
         let behind = ReplicaStatus(id: 1, term: 2, leader: 1, commit: 9, applied: 7, state: "leader")
-        try await withScriptedReplica(ScriptedReplica(error: .noLeader, fixedStatus: behind)) { client in
+        try await withScriptedReplica(via: via, ScriptedReplica(error: .noLeader, fixedStatus: behind)) { client in
             try await client.execute(uri: "/health", method: .get) { response in
                 #expect(response.status == .serviceUnavailable)
                 #expect(errorMessage(response).contains("applied 7 of 9"))
             }
         }
     }
+}
+
+/// The two ways to the API: HummingbirdTesting's router client (the routes alone), and a live
+/// server on loopback (the routes behind `flotilla serve`'s connection pipeline, where
+/// `KeyValueFastPath` answers the key routes). Every test runs both ways, so the fast path
+/// answers what the router answers.
+enum Via: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case router, live
+
+    var setup: TestingSetup { self == .router ? .router : .live }
+    var testDescription: String { rawValue }
 }
 
 /// A replica that fails every request with one error, and reports a fixed status.

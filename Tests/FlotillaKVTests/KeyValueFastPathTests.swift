@@ -1,0 +1,253 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+@testable import FlotillaKV
+
+/// What `HTTPAPITests` cannot show through a client that sends one request at a time: the fast
+/// path keeps HTTP/1.1's order when requests are pipelined across it and the router, honours
+/// `Connection: close`, and lets a graceful shutdown finish its answers; and which requests it
+/// takes at all.
+@Suite struct KeyValueFastPathTests {
+    // MARK: Which requests
+
+    @Test func keyRoutesAreTakenAndEverythingElseGoesToTheRouter() {
+        let taken: [(HTTPRequest.Method, String, String)] = [
+            (.put, "/k", "k"), (.get, "/k", "k"), (.put, "/a%2Fb", "a%2Fb"),
+            (.put, "/v1/kv/k", "k"), (.get, "/v1/kv/k", "k"), (.delete, "/v1/kv/k", "k"),
+            (.put, "/healthy", "healthy"), (.get, "/v1kv", "v1kv"),
+        ]
+        for (method, path, key) in taken {
+            let route = KeyRoute(method: method, path: path[...])
+            #expect(route?.method == method && route?.rawKey == key[...], "\(method) \(path)")
+        }
+        let router: [(HTTPRequest.Method, String)] = [
+            (.delete, "/k"), (.post, "/k"), (.post, "/4"), (.head, "/k"),  // membership, other methods
+            (.get, "/health"), (.put, "/health"), (.get, "/metrics"), (.get, "/set"), (.get, "/get"), (.get, "/v1"),
+            (.get, "/v1/status"), (.get, "/v1/members"), (.post, "/v1/kv/k"),
+            (.get, "/v1/kv/k?serializable=true"), (.get, "/k?x=1"), (.get, "/k#f"),  // queries go to the router
+            (.get, "/"), (.get, "/k/"), (.get, "//k"), (.get, "/v1/kv/"), (.get, "/v1/kv/a/b"), (.get, "/a/b"), (.get, "k"),
+        ]
+        for (method, path) in router {
+            #expect(KeyRoute(method: method, path: path[...]) == nil, "\(method) \(path)")
+        }
+    }
+
+    @Test func datesAreIMFFixdates() {
+        #expect(HTTPDate.format(epochSecond: 0) == "Thu, 01 Jan 1970 00:00:00 GMT")
+        #expect(HTTPDate.format(epochSecond: 951_782_400) == "Tue, 29 Feb 2000 00:00:00 GMT")
+        #expect(HTTPDate.format(epochSecond: 1_700_000_000) == "Tue, 14 Nov 2023 22:13:20 GMT")
+        #expect(HTTPDate.format(epochSecond: 4_133_980_799) == "Fri, 31 Dec 2100 23:59:59 GMT")
+        #expect(HTTPDate.format(epochSecond: -1) == "Wed, 31 Dec 1969 23:59:59 GMT")
+        // The cached value is today's, in the same format.
+        #expect(HTTPDate.now.hasSuffix(" GMT") && HTTPDate.now.count == 29)
+    }
+
+    // MARK: On the wire
+
+    @Test(.timeLimit(.minutes(1))) func pipelinedRequestsAreAnsweredInOrderAcrossTheRouter() async throws {
+        try await withLiveServer { port, _ in
+            let requests = [
+                "PUT /a HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nv1",
+                "GET /health HTTP/1.1\r\nHost: t\r\n\r\n",
+                "GET /a HTTP/1.1\r\nHost: t\r\n\r\n",
+                "PUT /v1/kv/b HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nbb\r\n1\r\nb\r\n0\r\n\r\n",
+                "GET /v1/kv/b?serializable=true HTTP/1.1\r\nHost: t\r\n\r\n",
+                "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n",
+                "DELETE /v1/kv/a HTTP/1.1\r\nHost: t\r\n\r\n",
+                "GET /v1/status HTTP/1.1\r\nHost: t\r\n\r\n",
+                "GET /a HTTP/1.1\r\nHost: t\r\n\r\n",
+            ]
+            let responses = try await RawHTTP.exchange(port: port, send: requests.joined(), expecting: requests.count)
+            #expect(responses.map(\.status) == [204, 200, 200, 204, 200, 404, 204, 200, 404])
+            #expect(responses[1].body.contains("\"health\":true"))
+            #expect(responses[2].body == "v1")
+            #expect(responses[4].body == "bbb")
+            #expect(responses[5].body == #"{"error":"key not found"}"#)
+            #expect(responses[7].body.contains("\"state\":\"leader\""))
+            for response in responses {
+                #expect(response.headers["server"] == "flotilla")
+                #expect(response.headers["date"]?.hasSuffix(" GMT") == true)
+            }
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func connectionCloseClosesAfterTheAnswer() async throws {
+        try await withLiveServer { port, _ in
+            let requests =
+                "PUT /c HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx"
+                + "GET /c HTTP/1.1\r\nHost: t\r\n\r\n"
+            let responses = try await RawHTTP.exchange(port: port, send: requests, expecting: 2)
+            // The server closed the connection after the first answer; the second request was
+            // never answered, and the first was applied.
+            #expect(responses.map(\.status) == [204])
+            let check = try await RawHTTP.exchange(port: port, send: "GET /c HTTP/1.1\r\nHost: t\r\n\r\n", expecting: 1)
+            #expect(check.first?.body == "x")
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func malformedHTTPIsAnsweredAfterTheWriteBeforeIt() async throws {
+        try await withLiveServer { port, _ in
+            let requests = "PUT /m HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nokNOT HTTP AT ALL\r\n\r\n"
+            let responses = try await RawHTTP.exchange(port: port, send: requests, expecting: 2)
+            #expect(responses.map(\.status) == [204, 400])
+            // A body cut short by malformed chunking is refused and stores nothing.
+            let broken = "PUT /n HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\nzz\r\n"
+            #expect(try await RawHTTP.exchange(port: port, send: broken, expecting: 1).map(\.status) == [400])
+            let check = "GET /m HTTP/1.1\r\nHost: t\r\n\r\nGET /n HTTP/1.1\r\nHost: t\r\n\r\n"
+            let answers = try await RawHTTP.exchange(port: port, send: check, expecting: 2)
+            #expect(answers.map(\.status) == [200, 404])
+            #expect(answers.first?.body == "ok")
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func anOversizedChunkedValueIs413AndTheConnectionGoesOn() async throws {
+        try await withLiveServer(limits: .init(maxKeyBytes: 16, maxValueBytes: 4)) { port, _ in
+            let requests =
+                "PUT /big HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n"
+                + "GET /big HTTP/1.1\r\nHost: t\r\n\r\n"
+                + "PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nabcd"
+                + "GET /big HTTP/1.1\r\nHost: t\r\n\r\n"
+            let responses = try await RawHTTP.exchange(port: port, send: requests, expecting: 4)
+            #expect(responses.map(\.status) == [413, 404, 204, 200])
+            #expect(responses[0].body == #"{"error":"the value exceeds the limit of 4 bytes"}"#)
+            #expect(responses[3].body == "abcd")
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aGracefulShutdownWaitsForAWriteInFlight() async throws {
+        let replica = GatedReplica()
+        let app = makeApplication(
+            api: HTTPAPI(replica: replica), services: [], address: .hostname("127.0.0.1", port: 0),
+            logger: HTTPAPITests.quietLogger)
+        let exchange = Mutex<Task<[RawHTTP.Response], any Error>?>(nil)
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            exchange.withLock {
+                $0 = Task { try await RawHTTP.exchange(port: port, send: "PUT /k HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nv", expecting: 1) }
+            }
+            await replica.waitForAWrite()
+            // Leaving the closure shuts the application down gracefully while the write waits;
+            // the write is let through a little later.
+            Task {
+                try await Task.sleep(for: .milliseconds(300))
+                replica.open()
+            }
+        }
+        let responses = try await #require(exchange.withLock { $0 }).value
+        #expect(responses.map(\.status) == [204])
+    }
+
+    // MARK: Helpers
+
+    func withLiveServer(
+        limits: HTTPAPI<FlotillaReplica>.Limits = .init(),
+        _ body: @escaping @Sendable (_ port: Int, _ client: any TestClientProtocol) async throws -> Void
+    ) async throws {
+        try await HTTPAPITests().withServer(via: .live, limits: limits) { client in
+            try await body(try #require(client.port), client)
+        }
+    }
+}
+
+/// A replica whose writes wait until `open()`.
+final class GatedReplica: KeyValueReplica {
+    private let state = Mutex<(isOpen: Bool, writes: Int, waiters: [CheckedContinuation<Void, Never>])>((false, 0, []))
+
+    func open() {
+        let waiters = state.withLock { state in
+            state.isOpen = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        waiters.forEach { $0.resume() }
+    }
+
+    /// Returns once a write has arrived.
+    func waitForAWrite() async {
+        while state.withLock({ $0.writes == 0 }) {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    func put(key: [UInt8], value: [UInt8]) async throws -> KeyValueStore.Outcome {
+        await withCheckedContinuation { continuation in
+            let isOpen = state.withLock { state in
+                state.writes += 1
+                if !state.isOpen { state.waiters.append(continuation) }
+                return state.isOpen
+            }
+            if isOpen { continuation.resume() }
+        }
+        return .stored(replaced: false)
+    }
+
+    func delete(key: [UInt8]) async throws -> KeyValueStore.Outcome { throw ReplicaError.noLeader }
+    func get(key: [UInt8], consistency: ReadConsistency) async throws -> [UInt8]? { nil }
+    func status() async -> ReplicaStatus { ReplicaStatus(id: 1, term: 1, leader: 1, commit: 0, applied: 0, state: "leader") }
+    func members() async throws -> [ReplicaMember] { [] }
+    func addMember(id: UInt64, peerURL: PeerURL, asLearner: Bool) async throws { throw ReplicaError.noLeader }
+    func removeMember(id: UInt64) async throws { throw ReplicaError.noLeader }
+    func transferLeadership(to id: UInt64) async throws { throw ReplicaError.noLeader }
+}
+
+/// HTTP/1.1 by hand over a TCP connection: requests sent as written, responses parsed from the
+/// bytes that come back.
+enum RawHTTP {
+    struct Response: Sendable {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+    }
+
+    /// Sends `text` on a new connection and reads until `count` responses arrived or the server
+    /// closed the connection.
+    static func exchange(port: Int, send text: String, expecting count: Int) async throws -> [Response] {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: text))
+            var bytes: [UInt8] = []
+            var responses: [Response] = []
+            for try await buffer in inbound {
+                bytes += buffer.readableBytesView
+                responses = parse(bytes)
+                if responses.count >= count { break }
+            }
+            return responses
+        }
+    }
+
+    /// The complete responses at the start of `bytes` (bodies framed by Content-Length).
+    static func parse(_ bytes: [UInt8]) -> [Response] {
+        var responses: [Response] = []
+        var rest = bytes[...]
+        let separator: [UInt8] = Array("\r\n\r\n".utf8)
+        while let headEnd = rest.firstRange(of: separator) {
+            let lines = String(decoding: rest[..<headEnd.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+            guard let statusLine = lines.first, let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") else { break }
+            var headers: [String: String] = [:]
+            for line in lines.dropFirst() {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+            let length = Int(headers["content-length"] ?? "0") ?? 0
+            let bodyStart = headEnd.upperBound
+            guard rest.distance(from: bodyStart, to: rest.endIndex) >= length else { break }
+            let bodyEnd = rest.index(bodyStart, offsetBy: length)
+            responses.append(Response(status: status, headers: headers, body: String(decoding: rest[bodyStart..<bodyEnd], as: UTF8.self)))
+            rest = rest[bodyEnd...]
+        }
+        return responses
+    }
+}
