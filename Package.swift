@@ -43,8 +43,11 @@ let package = Package(
         // only (behind WALFileSystem), no Foundation.
         .target(
             name: "RaftWAL",
-            dependencies: ["Raft", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Raft", "CRC32CHardware", .product(name: "Logging", package: "swift-log")]
         ),
+        // CRC-32C with the CPU's instructions (SSE 4.2, ARMv8 CRC), for RaftWAL's checksums;
+        // RaftWAL falls back to its own tables where they are missing.
+        .target(name: "CRC32CHardware"),
         // The peer transport (Docs/TRANSPORT.md): SwiftNIO sockets, no Foundation.
         .target(
             name: "RaftNIO",

@@ -1,7 +1,10 @@
+import CRC32CHardware
+
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of etcd's WAL and
-/// snapshot files. Pure Swift, slicing-by-8: eight 256-entry tables let the loop fold eight
-/// input bytes per step instead of one, which is what makes checksumming a 64 MiB segment cheap
-/// without hardware CRC instructions.
+/// snapshot files. With the CPU's CRC instructions where it has them (SSE 4.2, ARMv8 CRC:
+/// about 10 GB/s, against 1.3 GB/s for the tables here; a 7.5 MB snapshot is checksummed
+/// twice), else pure Swift slicing-by-8: eight 256-entry tables let the loop fold eight input
+/// bytes per step instead of one.
 ///
 /// `update(_:with:)` continues a running checksum exactly as Go's `crc32.Update` does, so the
 /// chained WAL checksum is `crc = CRC32C.update(crc, with: record.data)`.
@@ -23,6 +26,17 @@ public enum CRC32C {
 
     /// `crc` continued over the bytes of `buffer`.
     public static func update(_ crc: UInt32, buffer: UnsafeRawBufferPointer) -> UInt32 {
+        guard hardwareAvailable, let base = buffer.baseAddress else {
+            return softwareUpdate(crc, buffer: buffer)
+        }
+        return ~flotilla_crc32c_hardware_update(~crc, base, buffer.count)
+    }
+
+    /// Whether the CPU's CRC-32C instructions are used.
+    public static let hardwareAvailable = flotilla_crc32c_hardware_available() != 0
+
+    /// `update(_:buffer:)` with the tables, whatever the CPU has (the tests compare the two).
+    static func softwareUpdate(_ crc: UInt32, buffer: UnsafeRawBufferPointer) -> UInt32 {
         var c = ~crc
         var i = 0
         let n = buffer.count

@@ -1,6 +1,6 @@
 import Foundation
 import Raft
-import RaftWAL
+@testable import RaftWAL
 import Testing
 
 /// etcd v3.4 wrote these files: reading them checks this implementation against the
@@ -168,5 +168,28 @@ import Testing
                 #expect(CRC32C.update(CRC32C.checksum(bytes[..<split]), with: bytes[split..<length]) == whole)
             }
         }
+    }
+
+    /// The CPU's instructions (three interleaved streams of 1 KiB folded together, then 8 bytes
+    /// and single bytes) agree with the tables at every length around the block sizes, from
+    /// unaligned starts, continuing a running checksum.
+    @Test func hardwareAgreesWithTheTables() {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<20_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let lengths = [0, 1, 7, 8, 9, 1023, 1024, 3071, 3072, 3073, 3080, 6143, 6144, 6145, 9216, 12_345, 19_990]
+        bytes.withUnsafeBytes { all in
+            for length in lengths {
+                for start in [0, 1, 3, 5] where start + length <= all.count {
+                    let slice = UnsafeRawBufferPointer(rebasing: all[start..<start + length])
+                    for seed: UInt32 in [0, 0xDEAD_BEEF] {
+                        #expect(CRC32C.update(seed, buffer: slice) == CRC32C.softwareUpdate(seed, buffer: slice), "length \(length) start \(start)")
+                    }
+                }
+            }
+        }
+        // Where the CPU has them, the instructions are what `update` uses.
+        #if arch(x86_64) || arch(arm64)
+        #expect(CRC32C.hardwareAvailable)
+        #endif
     }
 }
