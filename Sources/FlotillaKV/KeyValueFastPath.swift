@@ -52,6 +52,8 @@ final class KeyValueFastPath<Replica: KeyValueReplica>: ChannelDuplexHandler, Re
         /// Nil when the router serves it. Served here, nil too once its answer is decided
         /// before its body ends (an error): the rest of the body is dropped.
         var route: KeyRoute?
+        /// The route's key, decoded and checked.
+        var key: [UInt8] = []
         var servedHere: Bool
         var closeAfter = false
         var requestEnded = false
@@ -139,7 +141,7 @@ final class KeyValueFastPath<Replica: KeyValueReplica>: ChannelDuplexHandler, Re
         case .end:
             current?.requestEnded = true
             if let route = request.route {
-                perform(route, context: context)
+                perform(route, key: request.key, context: context)
             } else {
                 finishIfDone(context: context)
             }
@@ -150,11 +152,12 @@ final class KeyValueFastPath<Replica: KeyValueReplica>: ChannelDuplexHandler, Re
     /// (as the router does, before it reads the body), else its body is collected.
     private func start(_ route: KeyRoute, head: HTTPRequest, context: ChannelHandlerContext) {
         do throws(APIError) {
-            _ = try api.pathKey(raw: route.rawKey)
+            let key = try api.pathKey(raw: route.rawKey)
             if route.method == .put, let declared = head.headerFields[.contentLength].flatMap({ Int($0) }) {
                 try api.checkValueSize(declared)
             }
             current?.route = route
+            current?.key = key
             value = []
         } catch {
             answer(.failure(error), context: context)
@@ -162,18 +165,12 @@ final class KeyValueFastPath<Replica: KeyValueReplica>: ChannelDuplexHandler, Re
     }
 
     /// Carries out the current request off the event loop, and answers it on the loop.
-    private func perform(_ route: KeyRoute, context: ChannelHandlerContext) {
+    private func perform(_ route: KeyRoute, key: [UInt8], context: ChannelHandlerContext) {
         let operation: HTTPAPI<Replica>.KeyOperation
-        do throws(APIError) {
-            let key = try api.pathKey(raw: route.rawKey)
-            switch route.method {
-            case .put: operation = .put(key: key, value: value)
-            case .delete: operation = .delete(key: key)
-            default: operation = .get(key: key, consistency: .linearizable)
-            }
-        } catch {
-            answer(.failure(error), context: context)
-            return
+        switch route.method {
+        case .put: operation = .put(key: key, value: value)
+        case .delete: operation = .delete(key: key)
+        default: operation = .get(key: key, consistency: .linearizable)
         }
         value = []
         let (api, logger, loop) = (self.api, self.logger, context.eventLoop)
@@ -202,6 +199,7 @@ final class KeyValueFastPath<Replica: KeyValueReplica>: ChannelDuplexHandler, Re
     private func answer(_ result: Result<HTTPAPI<Replica>.KeyAnswer, APIError>, context: ChannelHandlerContext) {
         guard current != nil, context.channel.isActive else { return }
         current?.route = nil
+        current?.key = []
         var fields = HTTPFields()
         let status: HTTPResponse.Status
         var body: [UInt8]?
