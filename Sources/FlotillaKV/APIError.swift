@@ -56,14 +56,15 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
 
     public var description: String { "\(status.code) \(message)" }
 
-    /// The response body: `{"error": "…"}`.
-    var jsonBody: [UInt8] { jsonBytes(ErrorBody(error: message)) }
+    /// The answer: the status, JSON `{"error": "…"}`, and the error's own header fields.
+    var answer: PlainAnswer {
+        var fields: HTTPFields = [.contentType: jsonContentType]
+        fields.append(contentsOf: headers)
+        return PlainAnswer(status: status, headers: fields, body: jsonBytes(ErrorBody(error: message)))
+    }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        var response = Response(
-            status: status, headers: [.contentType: jsonContentType], body: ResponseBody(byteBuffer: ByteBuffer(bytes: jsonBody)))
-        response.headers.append(contentsOf: headers)
-        return response
+        answer.response
     }
 
     private struct ErrorBody: Encodable {
@@ -86,6 +87,19 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             }
             throw APIError(answering: error)
         }
+    }
+}
+
+/// An answer as status, header fields and body: what the router's `Response` and the parts
+/// `KeyValueFastPath` writes are both made from, so that the two answer alike.
+struct PlainAnswer: Sendable {
+    var status: HTTPResponse.Status
+    var headers: HTTPFields = [:]
+    /// Nil for none (204).
+    var body: [UInt8]?
+
+    var response: Response {
+        Response(status: status, headers: headers, body: body.map { ResponseBody(byteBuffer: ByteBuffer(bytes: $0)) } ?? ResponseBody())
     }
 }
 

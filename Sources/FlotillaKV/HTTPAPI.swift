@@ -236,16 +236,14 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
         /// 200 with the value as `application/octet-stream`.
         case value([UInt8])
 
-        var response: Response {
+        var answer: PlainAnswer {
             switch self {
-            case .applied:
-                return Response(status: .noContent)
-            case .value(let value):
-                return Response(
-                    status: .ok, headers: [.contentType: "application/octet-stream"],
-                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: value)))
+            case .applied: PlainAnswer(status: .noContent)
+            case .value(let value): PlainAnswer(status: .ok, headers: [.contentType: "application/octet-stream"], body: value)
             }
         }
+
+        var response: Response { answer.response }
     }
 
     /// Carries out a key-value request: writes answer once applied, reads with `consistency`.
@@ -330,8 +328,13 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
             let buffer = try await request.collectBody(upTo: limits.maxValueBytes)
             return Array(buffer.readableBytesView)
         } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
-            throw APIError(.contentTooLarge, "the value exceeds the limit of \(limits.maxValueBytes) bytes")
+            throw bodyOverLimit
         }
+    }
+
+    /// A body that grew past the value limit before it ended (its length was not declared).
+    var bodyOverLimit: APIError {
+        APIError(.contentTooLarge, "the value exceeds the limit of \(limits.maxValueBytes) bytes")
     }
 
     private func consistency(of request: Request) throws -> ReadConsistency {

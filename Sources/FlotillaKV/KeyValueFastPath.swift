@@ -49,11 +49,10 @@ final class KeyValueFastPath<Replica: KeyValueReplica>: ChannelDuplexHandler, Re
     }
 
     private struct CurrentRequest {
-        /// Nil when the router serves it. Served here, nil too once its answer is decided
-        /// before its body ends (an error): the rest of the body is dropped.
-        var route: KeyRoute?
-        /// The route's key, decoded and checked.
-        var key: [UInt8] = []
+        /// The route and its key (decoded and checked) of a request served here, until its
+        /// answer is decided; nil when the router serves it, and nil too once an error answered
+        /// it before its body ended (the rest of the body is dropped).
+        var accepted: (route: KeyRoute, key: [UInt8])?
         var servedHere: Bool
         var closeAfter = false
         var requestEnded = false
@@ -111,11 +110,11 @@ final class KeyValueFastPath<Replica: KeyValueReplica>: ChannelDuplexHandler, Re
         guard let request = current else {
             guard case .head(let head) = part, let route = KeyRoute(head) else {
                 // Hummingbird's handler serves it (and rejects a body part where a head belongs).
-                current = CurrentRequest(route: nil, servedHere: false, requestEnded: part.isEnd)
+                current = CurrentRequest(servedHere: false, requestEnded: part.isEnd)
                 context.fireChannelRead(wrapInboundOut(part))
                 return
             }
-            current = CurrentRequest(route: nil, servedHere: true, closeAfter: head.asksToClose)
+            current = CurrentRequest(servedHere: true, closeAfter: head.asksToClose)
             start(route, head: head, context: context)
             return
         }
@@ -132,16 +131,16 @@ final class KeyValueFastPath<Replica: KeyValueReplica>: ChannelDuplexHandler, Re
             logger.error("an HTTP request head arrived inside a request; closing the connection")
             context.close(promise: nil)
         case .body(let buffer):
-            guard request.route != nil else { return }
+            guard request.accepted != nil else { return }
             guard value.count + buffer.readableBytes <= api.limits.maxValueBytes else {
-                answer(.failure(APIError(.contentTooLarge, "the value exceeds the limit of \(api.limits.maxValueBytes) bytes")), context: context)
+                answer(.failure(api.bodyOverLimit), context: context)
                 return
             }
             value.append(contentsOf: buffer.readableBytesView)
         case .end:
             current?.requestEnded = true
-            if let route = request.route {
-                perform(route, key: request.key, context: context)
+            if let (route, key) = request.accepted {
+                perform(route, key: key, context: context)
             } else {
                 finishIfDone(context: context)
             }
@@ -156,8 +155,7 @@ final class KeyValueFastPath<Replica: KeyValueReplica>: ChannelDuplexHandler, Re
             if route.method == .put, let declared = head.headerFields[.contentLength].flatMap({ Int($0) }) {
                 try api.checkValueSize(declared)
             }
-            current?.route = route
-            current?.key = key
+            current?.accepted = (route, key)
             value = []
         } catch {
             answer(.failure(error), context: context)
@@ -198,31 +196,21 @@ final class KeyValueFastPath<Replica: KeyValueReplica>: ChannelDuplexHandler, Re
     /// Writes the current request's response as Hummingbird writes the router's.
     private func answer(_ result: Result<HTTPAPI<Replica>.KeyAnswer, APIError>, context: ChannelHandlerContext) {
         guard current != nil, context.channel.isActive else { return }
-        current?.route = nil
-        current?.key = []
-        var fields = HTTPFields()
-        let status: HTTPResponse.Status
-        var body: [UInt8]?
+        current?.accepted = nil
+        let answer: PlainAnswer
         switch result {
-        case .success(.applied):
-            status = .noContent
-        case .success(.value(let value)):
-            status = .ok
-            fields[.contentType] = "application/octet-stream"
-            body = value
-        case .failure(let error):
-            status = error.status
-            fields[.contentType] = jsonContentType
-            body = error.jsonBody
-            fields.append(contentsOf: error.headers)
+        case .success(let success): answer = success.answer
+        case .failure(let error): answer = error.answer
         }
-        if let body {
+        // What Hummingbird adds to the router's responses.
+        var fields = answer.headers
+        if let body = answer.body {
             fields[.contentLength] = String(body.count)
         }
         fields[.date] = HTTPDate.now
         fields[.server] = serverName
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
-        if let body, !body.isEmpty {
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: fields))), promise: nil)
+        if let body = answer.body, !body.isEmpty {
             context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: body))), promise: nil)
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
@@ -306,7 +294,6 @@ struct KeyRoute: Sendable, Equatable {
         }
         self.method = method
     }
-
 }
 
 extension HTTPRequest {
