@@ -4,6 +4,8 @@ import FlotillaKV
 /// The key-value store's snapshots at the size the server benchmark reaches: 100,000 keys
 /// `k0`…`k99999` (wrk's `put_kv.lua`) with 64-byte values, about 7.5 MB encoded. One snapshot
 /// (or restore) per iteration. `KVStore/apply/put` is one put into that store.
+/// `KVStore/snapshot/100k-keys` encodes the whole store, as the first snapshot of a node does;
+/// the ones after it are spliced from the one before (`spliced-10k-of-100k`).
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, .throughput, .mallocCountTotal],
@@ -26,6 +28,41 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations { blackHole(full.snapshot()) }
         benchmark.stopMeasurement()
+    }
+
+    // What a node does every 10,000 entries under wrk's load: the snapshot spliced from the
+    // previous one. Each iteration puts 10,000 of the keys (prepared beforehand) and encodes the
+    // capture; `KVStore/apply/10k-puts` is the puts alone, to subtract.
+    let keys = (0..<100_000).map { Array("k\($0)".utf8) }
+    Benchmark("KVStore/snapshot/spliced-10k-of-100k") { benchmark in
+        var full = store(keys: 100_000)
+        _ = try full.captureSnapshot()()
+        var n = 0
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            for _ in 0..<10_000 {
+                full.apply(.put(key: keys[n % 100_000], value: value))
+                n += 7
+            }
+            blackHole(try full.captureSnapshot()())
+        }
+        benchmark.stopMeasurement()
+    }
+
+    Benchmark("KVStore/apply/10k-puts") { benchmark in
+        var full = store(keys: 100_000)
+        _ = try full.captureSnapshot()()
+        var n = 0
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            for _ in 0..<10_000 {
+                full.apply(.put(key: keys[n % 100_000], value: value))
+                n += 7
+            }
+            _ = full.captureSnapshot()
+        }
+        benchmark.stopMeasurement()
+        blackHole(full)
     }
 
     Benchmark("KVStore/restore/100k-keys") { benchmark in

@@ -56,8 +56,9 @@ public protocol StateMachine: SendableMetatype {
 
     /// Captures the state now, for a snapshot encoded later by the closure returned, on another
     /// thread, while `apply` goes on. The closure's bytes must be what `snapshot()` returned at
-    /// the time of the capture. The default calls `snapshot()` at once.
-    func captureSnapshot() throws -> @Sendable () throws -> [UInt8]
+    /// the time of the capture. It may note the capture (to encode the next one from this one,
+    /// say). The default calls `snapshot()` at once.
+    mutating func captureSnapshot() throws -> @Sendable () throws -> [UInt8]
 }
 
 extension StateMachine {

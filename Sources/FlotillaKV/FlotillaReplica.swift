@@ -9,10 +9,11 @@ extension KeyValueStore: StateMachine {
         Result { () throws(KeyValueStoreError) in try apply(encoded: command) }
     }
 
-    /// A copy of the store (O(1): it shares the trie), encoded on the node's snapshot thread.
-    public func captureSnapshot() -> @Sendable () throws -> [UInt8] {
-        let store = self
-        return { store.snapshot() }
+    /// A copy of the store (O(1): it shares the trie), encoded on the node's snapshot thread,
+    /// spliced from the previous snapshot when there is one.
+    public mutating func captureSnapshot() -> @Sendable () throws -> [UInt8] {
+        let capture = captureForSnapshot()
+        return { capture.encode() }
     }
 }
 

@@ -50,12 +50,22 @@ public struct KeyValueStore: Sendable, Equatable {
     /// snapshot captures the store in O(1) and the writes that follow copy only the paths they
     /// change (a `Dictionary` would be copied whole by the first write after the capture).
     private var pairs: TreeDictionary<[UInt8], [UInt8]> = [:]
+    /// What changed since the last `captureSnapshot`, and the encoder that remembers the
+    /// snapshot of that capture: together they splice the next snapshot instead of encoding the
+    /// whole store again (see `SnapshotSplicing.swift`). Neither is part of the state.
+    private var changes = ChangeLog()
+    private var encoder = SnapshotEncoder()
 
     public init() {}
 
     /// A store holding exactly these pairs (for tests and tools).
     public init(_ pairs: [[UInt8]: [UInt8]]) {
         self.pairs = TreeDictionary(uniqueKeysWithValues: pairs.map { ($0.key, $0.value) })
+    }
+
+    /// Stores are equal when they hold the same pairs.
+    public static func == (a: KeyValueStore, b: KeyValueStore) -> Bool {
+        a.pairs == b.pairs
     }
 
     /// The number of keys.
@@ -72,9 +82,11 @@ public struct KeyValueStore: Sendable, Equatable {
         switch command {
         case .put(let key, let value):
             let previous = pairs.updateValue(value, forKey: key)
+            changes.record(key: key, value: value, storeCount: pairs.count)
             return .stored(replaced: previous != nil)
         case .delete(let key):
             let previous = pairs.removeValue(forKey: key)
+            if previous != nil { changes.record(key: key, value: nil, storeCount: pairs.count) }
             return .deleted(existed: previous != nil)
         }
     }
@@ -167,52 +179,44 @@ extension KeyValueStore {
 
     /// The whole store in the version-1 snapshot format (see `KeyValueStore`).
     public func snapshot() -> [UInt8] {
-        let unsorted = Array(pairs)
-        let order = Self.sortedOrder(unsorted)
-        var size = Self.snapshotMagic.count + 1 + Varint.maxLength + 4
-        for (key, value) in unsorted { size += 2 * Varint.maxLength + key.count + value.count }
-        var out: [UInt8] = []
-        out.reserveCapacity(size)
-        out.append(contentsOf: Self.snapshotMagic)
-        out.append(Self.snapshotVersion)
-        Varint.append(UInt64(unsorted.count), to: &out)
-        for index in order {
-            let (key, value) = unsorted[index]
-            Varint.append(UInt64(key.count), to: &out)
-            out.append(contentsOf: key)
-            Varint.append(UInt64(value.count), to: &out)
-            out.append(contentsOf: value)
-        }
-        let crc = CRC32C.checksum(out)
-        withUnsafeBytes(of: crc.littleEndian) { out.append(contentsOf: $0) }
-        return out
+        Self.encodeWhole(pairs, token: 0).bytes
     }
 
-    /// The positions of `pairs` in ascending key order. Sorting the pairs themselves spent most
-    /// of a snapshot's time moving reference-counted arrays and calling `memcmp`; this sorts
-    /// plain integers instead — each key's first 8 bytes, big-endian, zero-padded, which order
-    /// two keys whenever they differ — and compares whole keys only within runs that share
-    /// them.
-    static func sortedOrder(_ pairs: [(key: [UInt8], value: [UInt8])]) -> [Int] {
-        var ranks: [(prefix: UInt64, index: Int)] = []
-        ranks.reserveCapacity(pairs.count)
-        for (index, pair) in pairs.enumerated() {
-            var prefix: UInt64 = 0
-            for i in 0..<8 { prefix = prefix << 8 | UInt64(i < pair.key.count ? pair.key[i] : 0) }
-            ranks.append((prefix, index))
-        }
-        ranks.sort { $0.prefix < $1.prefix }
-        var order = ranks.map(\.index)
-        var start = 0
-        while start < ranks.count {
-            var end = start + 1
-            while end < ranks.count && ranks[end].prefix == ranks[start].prefix { end += 1 }
-            if end - start > 1 {
-                order[start..<end].sort { bytewiseLess(pairs[$0].key, pairs[$1].key) }
+    /// The store now, for `snapshot()`'s bytes later, on another thread (`StateMachine`'s
+    /// `captureSnapshot`): O(1), the trie is shared. The capture after this one will be
+    /// spliced from this one's snapshot once it is encoded.
+    mutating func captureForSnapshot() -> SnapshotCapture {
+        let token = nextCaptureToken()
+        let capture = SnapshotCapture(pairs: pairs, changes: changes, token: token, encoder: encoder)
+        changes.restart(after: token)
+        return capture
+    }
+
+    /// The encoder of this store's captures (for tests).
+    var snapshotEncoder: SnapshotEncoder { encoder }
+
+    /// `pairs` in the snapshot format, with where each pair starts.
+    static func encodeWhole(_ pairs: TreeDictionary<[UInt8], [UInt8]>, token: UInt64) -> EncodedSnapshot {
+        let unsorted = Array(pairs)
+        let (order, prefixes) = sortedOrder(count: unsorted.count) { unsorted[$0].key }
+        var bodySize = 0
+        for (key, value) in unsorted { bodySize += recordSize(key: key, value: value) }
+        let total = snapshotMagic.count + 1 + Varint.size(UInt64(unsorted.count)) + bodySize + 4
+        var offsets: [Int] = []
+        offsets.reserveCapacity(unsorted.count + 1)
+        let bytes = [UInt8](unsafeUninitializedCapacity: total) { out, initialized in
+            var writer = RawWriter(out.baseAddress!)
+            writer.header(count: unsorted.count)
+            for index in order {
+                offsets.append(writer.position)
+                writer.record(key: unsorted[index].key, value: unsorted[index].value)
             }
-            start = end
+            offsets.append(writer.position)
+            writer.checksum()
+            precondition(writer.position == total, "snapshot size: \(writer.position) written, \(total) computed")
+            initialized = total
         }
-        return order
+        return EncodedSnapshot(token: token, bytes: bytes, offsets: offsets, prefixes: prefixes)
     }
 
     /// Replaces the whole store with the snapshot's contents. A snapshot that is corrupt or of an
@@ -252,7 +256,15 @@ extension KeyValueStore {
         }
         var pairs: TreeDictionary<[UInt8], [UInt8]> = [:]
         var previousKey: [UInt8]? = nil
+        var offsets: [Int] = []
+        offsets.reserveCapacity(Int(count) + 1)
+        var prefixes: [UInt64] = []
+        prefixes.reserveCapacity(Int(count))
+        // Whether every record is as this build writes it (shortest varints): then the next
+        // snapshot can be spliced from these bytes.
+        var canonical = true
         for index in 0..<Int(count) {
+            let start = reader.offset
             let key = try reader.readKey()
             if let previousKey, !bytewiseLess(previousKey, key) {
                 throw .keysOutOfOrder(pairIndex: index)
@@ -260,11 +272,20 @@ extension KeyValueStore {
             let value = try reader.readLengthPrefixed(field: "value")
             pairs[key] = value
             previousKey = key
+            offsets.append(start)
+            prefixes.append(keyPrefix(key))
+            canonical = canonical && reader.offset - start == recordSize(key: key, value: value)
         }
         guard reader.remaining == 0 else {
             throw .trailingBytes(what: "snapshot", count: reader.remaining)
         }
+        offsets.append(bodyEnd)
         self.pairs = pairs
+        if canonical {
+            let token = nextCaptureToken()
+            encoder = SnapshotEncoder(seed: EncodedSnapshot(token: token, bytes: bytes, offsets: offsets, prefixes: prefixes))
+            changes.restart(after: token)
+        }
     }
 }
 
@@ -339,6 +360,9 @@ struct ByteReader {
     }
 
     var remaining: Int { bytes.endIndex - position }
+
+    /// Where the next field starts, as an index of the bytes read.
+    var offset: Int { position }
 
     mutating func readByte(field: String) throws(KeyValueStoreError) -> UInt8 {
         guard position < bytes.endIndex else { throw .truncated(what: what, field: field, offset: position) }

@@ -123,7 +123,7 @@ import RaftWAL
             keys.insert(key)
         }
         let pairs = keys.shuffled().map { (key: $0, value: [UInt8]($0.prefix(2))) }
-        let order = KeyValueStore.sortedOrder(pairs)
+        let (order, _) = sortedOrder(count: pairs.count) { pairs[$0].key }
         let expected = keys.sorted { $0.lexicographicallyPrecedes($1) }
         #expect(order.map { pairs[$0].key } == expected)
         // Restore accepts the snapshot (it refuses keys out of order) and gets every pair.

@@ -1,0 +1,338 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import HashTreeCollections
+import Raft  // Varint
+import RaftWAL  // CRC32C
+import Synchronization
+
+// Snapshots spliced from the previous one.
+//
+// A node snapshots every `--snapshot-count` applied entries (10,000 by default), and the store
+// is usually much bigger than what changed since the last snapshot (100,000 keys in the
+// benchmark). Encoding the whole store each time — walk the trie, sort every key, copy every
+// pair — cost ~25 ms a node, three nodes at once on a busy machine. Since the format keeps the
+// pairs sorted, the next snapshot is instead the previous one with the changed keys merged in:
+// sort only the changed keys, copy the runs of unchanged pairs between them with `memcpy`,
+// checksum. The bytes are exactly those of a whole encoding (the tests compare the two).
+
+/// A snapshot already encoded, with where each of its pairs starts: what the next one is
+/// spliced from.
+struct EncodedSnapshot: Sendable {
+    /// The capture it encodes (`SnapshotCapture.token`).
+    let token: UInt64
+    /// The snapshot, in the format of `KeyValueStore`.
+    let bytes: [UInt8]
+    /// Where each pair's record starts in `bytes`, in key order, then where the checksum starts.
+    let offsets: [Int]
+    /// Each pair's `keyPrefix`, in key order: the splice's search compares these first.
+    let prefixes: [UInt64]
+
+    var count: Int { prefixes.count }
+}
+
+/// The puts and deletes applied since a snapshot capture, in order: what the next snapshot
+/// splices in.
+struct ChangeLog: Sendable {
+    struct Change: Sendable {
+        let key: [UInt8]
+        /// The value put, or nil for a delete.
+        let value: [UInt8]?
+    }
+
+    private(set) var changes: [Change] = []
+    /// The capture these changes follow, or 0: none, or too many changes to be worth keeping
+    /// (the next snapshot is encoded whole, and nothing is recorded until it is captured).
+    private(set) var base: UInt64 = 0
+
+    mutating func record(key: [UInt8], value: [UInt8]?, storeCount: Int) {
+        guard base != 0 else { return }
+        // Past this, splicing saves little over a whole encoding and the log holds on to
+        // values the store has already dropped: give up until the next capture.
+        guard changes.count < max(4096, storeCount / 2) else {
+            changes = []
+            base = 0
+            return
+        }
+        changes.append(Change(key: key, value: value))
+    }
+
+    /// Starts over after the capture `token`.
+    mutating func restart(after token: UInt64) {
+        changes = []
+        base = token
+    }
+}
+
+/// Captures are numbered across the process, so copies of a store that go on separately
+/// never take each other's snapshots for their own.
+private let captureCounter = Atomic<UInt64>(0)
+
+func nextCaptureToken() -> UInt64 {
+    captureCounter.wrappingAdd(1, ordering: .relaxed).newValue
+}
+
+/// The store at one moment, and the changes since the capture before it: the snapshot to
+/// encode, on any thread.
+struct SnapshotCapture: Sendable {
+    let pairs: TreeDictionary<[UInt8], [UInt8]>
+    let changes: ChangeLog
+    let token: UInt64
+    let encoder: SnapshotEncoder
+
+    func encode() -> [UInt8] { encoder.encode(self) }
+}
+
+/// Remembers the last snapshot encoded for a store (and its copies), to splice the next one
+/// from it when the capture follows on from it; otherwise encodes the store whole.
+final class SnapshotEncoder: Sendable {
+    private struct State {
+        var last: EncodedSnapshot?
+        var whole = 0
+        var spliced = 0
+    }
+
+    private let state: Mutex<State>
+
+    init(seed: EncodedSnapshot? = nil) {
+        state = Mutex(State(last: seed))
+    }
+
+    func encode(_ capture: SnapshotCapture) -> [UInt8] {
+        state.withLock { state in
+            let next: EncodedSnapshot
+            if let previous = state.last, capture.changes.base != 0, previous.token == capture.changes.base {
+                next = Self.splice(previous, capture.changes.changes, token: capture.token)
+                state.spliced += 1
+            } else {
+                next = KeyValueStore.encodeWhole(capture.pairs, token: capture.token)
+                state.whole += 1
+            }
+            state.last = next
+            return next.bytes
+        }
+    }
+
+    /// How many snapshots were encoded whole and how many spliced (for tests).
+    var encodings: (whole: Int, spliced: Int) {
+        state.withLock { ($0.whole, $0.spliced) }
+    }
+
+    /// `old` with `changes` applied, encoded.
+    static func splice(_ old: EncodedSnapshot, _ changes: [ChangeLog.Change], token: UInt64) -> EncodedSnapshot {
+        let latest = latestByKey(changes)
+        // Where each changed key goes among the old pairs, and whether it replaces one.
+        var positions: [Int] = []
+        positions.reserveCapacity(latest.count)
+        var replaces: [Bool] = []
+        replaces.reserveCapacity(latest.count)
+        var count = old.count
+        var bodySize = old.offsets[old.count] - old.offsets[0]
+        old.bytes.withUnsafeBufferPointer { oldBytes in
+            var low = 0
+            for (change, prefix) in latest {
+                let position = lowerBound(change.key, prefix, in: old, oldBytes, from: low)
+                let found = position < old.count && old.prefixes[position] == prefix
+                    && keyOrder(change.key, recordAt: old.offsets[position], oldBytes) == 0
+                positions.append(position)
+                replaces.append(found)
+                if found {
+                    count -= 1
+                    bodySize -= old.offsets[position + 1] - old.offsets[position]
+                }
+                if let value = change.value {
+                    count += 1
+                    bodySize += recordSize(key: change.key, value: value)
+                }
+                low = found ? position + 1 : position
+            }
+        }
+
+        let headerSize = KeyValueStore.snapshotMagic.count + 1 + Varint.size(UInt64(count))
+        let total = headerSize + bodySize + 4
+        var offsets: [Int] = []
+        offsets.reserveCapacity(count + 1)
+        var prefixes: [UInt64] = []
+        prefixes.reserveCapacity(count)
+        let bytes = [UInt8](unsafeUninitializedCapacity: total) { out, initialized in
+            old.bytes.withUnsafeBufferPointer { oldBytes in
+                var writer = RawWriter(out.baseAddress!)
+                writer.header(count: count)
+                // Old pairs [from, to) unchanged: one copy, their offsets moved by the same amount.
+                func copyOld(_ from: Int, _ to: Int) {
+                    guard from < to else { return }
+                    let shift = writer.position - old.offsets[from]
+                    for i in from..<to { offsets.append(old.offsets[i] + shift) }
+                    prefixes.append(contentsOf: old.prefixes[from..<to])
+                    let start = old.offsets[from]
+                    writer.copy(oldBytes.baseAddress! + start, count: old.offsets[to] - start)
+                }
+                var next = 0
+                for (i, (change, prefix)) in latest.enumerated() {
+                    copyOld(next, positions[i])
+                    next = replaces[i] ? positions[i] + 1 : positions[i]
+                    if let value = change.value {
+                        offsets.append(writer.position)
+                        prefixes.append(prefix)
+                        writer.record(key: change.key, value: value)
+                    }
+                }
+                copyOld(next, old.count)
+                offsets.append(writer.position)
+                writer.checksum()
+                precondition(writer.position == total, "spliced snapshot size: \(writer.position) written, \(total) computed")
+            }
+            initialized = total
+        }
+        return EncodedSnapshot(token: token, bytes: bytes, offsets: offsets, prefixes: prefixes)
+    }
+
+    /// The last change of each key, in ascending key order, with the key's prefix.
+    static func latestByKey(_ changes: [ChangeLog.Change]) -> [(change: ChangeLog.Change, prefix: UInt64)] {
+        let (order, prefixes) = sortedOrder(count: changes.count) { changes[$0].key }
+        var latest: [(change: ChangeLog.Change, prefix: UInt64)] = []
+        latest.reserveCapacity(order.count)
+        for (rank, index) in order.enumerated() {
+            // Equal keys are sorted by position in the log: the last one of a run wins.
+            if rank + 1 < order.count, prefixes[rank + 1] == prefixes[rank],
+               changes[order[rank + 1]].key == changes[index].key {
+                continue
+            }
+            latest.append((changes[index], prefixes[rank]))
+        }
+        return latest
+    }
+
+    /// The first of `old`'s pairs from `low` on whose key is not below `key`.
+    private static func lowerBound(
+        _ key: [UInt8], _ prefix: UInt64, in old: EncodedSnapshot, _ bytes: UnsafeBufferPointer<UInt8>, from low: Int
+    ) -> Int {
+        var low = low
+        var high = old.count
+        while low < high {
+            let middle = low + (high - low) / 2
+            let other = old.prefixes[middle]
+            let below = other != prefix ? other < prefix : keyOrder(key, recordAt: old.offsets[middle], bytes) > 0
+            if below { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// `key` against the key of the record at `offset`: negative, zero or positive.
+    private static func keyOrder(_ key: [UInt8], recordAt offset: Int, _ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        var position = offset
+        let length = Int(readVarint(bytes, &position))
+        let common = min(key.count, length)
+        let order = key.withUnsafeBufferPointer { k in
+            common == 0 ? 0 : memcmp(k.baseAddress!, bytes.baseAddress! + position, common)
+        }
+        if order != 0 { return Int(order) }
+        return key.count - length
+    }
+
+    /// A varint of our own encoding (so well-formed), at `position`, which it moves past it.
+    private static func readVarint(_ bytes: UnsafeBufferPointer<UInt8>, _ position: inout Int) -> UInt64 {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let byte = bytes[position]
+            position += 1
+            value |= UInt64(byte & 0x7f) << shift
+            if byte < 0x80 { return value }
+            shift += 7
+        }
+    }
+}
+
+/// Bytes a pair's record takes in a snapshot.
+func recordSize(key: [UInt8], value: [UInt8]) -> Int {
+    Varint.size(UInt64(key.count)) + key.count + Varint.size(UInt64(value.count)) + value.count
+}
+
+/// A key's first 8 bytes, big-endian, zero-padded: two keys whose prefixes differ are in the
+/// same order as their prefixes; keys with equal prefixes need a whole comparison.
+@inline(__always)
+func keyPrefix(_ key: [UInt8]) -> UInt64 {
+    key.withUnsafeBufferPointer { bytes in
+        var prefix: UInt64 = 0
+        for i in 0..<8 { prefix = prefix << 8 | UInt64(i < bytes.count ? bytes[i] : 0) }
+        return prefix
+    }
+}
+
+/// The positions `0..<count` in ascending order of `key(position)`, equal keys in position
+/// order, with each one's key prefix. Sorting the keys themselves spent most of a snapshot's
+/// time moving reference-counted arrays and calling `memcmp`; this sorts plain integers instead
+/// and compares whole keys only within runs of equal prefixes.
+func sortedOrder(count: Int, key: (Int) -> [UInt8]) -> (order: [Int], prefixes: [UInt64]) {
+    var ranks: [(prefix: UInt64, index: Int)] = []
+    ranks.reserveCapacity(count)
+    for index in 0..<count { ranks.append((keyPrefix(key(index)), index)) }
+    ranks.sort { $0.prefix != $1.prefix ? $0.prefix < $1.prefix : $0.index < $1.index }
+    var order = ranks.map(\.index)
+    var start = 0
+    while start < ranks.count {
+        var end = start + 1
+        while end < ranks.count && ranks[end].prefix == ranks[start].prefix { end += 1 }
+        if end - start > 1 {
+            order[start..<end].sort { a, b in
+                let (ka, kb) = (key(a), key(b))
+                return bytewiseLess(ka, kb) || (ka == kb && a < b)
+            }
+        }
+        start = end
+    }
+    return (order, ranks.map(\.prefix))
+}
+
+/// Writes a snapshot into memory sized for it beforehand.
+struct RawWriter {
+    private let base: UnsafeMutablePointer<UInt8>
+    private(set) var position = 0
+
+    init(_ base: UnsafeMutablePointer<UInt8>) {
+        self.base = base
+    }
+
+    mutating func header(count: Int) {
+        for byte in KeyValueStore.snapshotMagic { self.byte(byte) }
+        byte(KeyValueStore.snapshotVersion)
+        varint(UInt64(count))
+    }
+
+    mutating func record(key: [UInt8], value: [UInt8]) {
+        varint(UInt64(key.count))
+        key.withUnsafeBufferPointer { if let start = $0.baseAddress { copy(start, count: $0.count) } }
+        varint(UInt64(value.count))
+        value.withUnsafeBufferPointer { if let start = $0.baseAddress { copy(start, count: $0.count) } }
+    }
+
+    /// The CRC-32C of everything written, little-endian.
+    mutating func checksum() {
+        let crc = CRC32C.update(0, buffer: UnsafeRawBufferPointer(start: base, count: position))
+        for shift in stride(from: 0, to: 32, by: 8) { byte(UInt8(truncatingIfNeeded: crc >> UInt32(shift))) }
+    }
+
+    mutating func copy(_ source: UnsafePointer<UInt8>, count: Int) {
+        (base + position).update(from: source, count: count)
+        position += count
+    }
+
+    private mutating func byte(_ value: UInt8) {
+        base[position] = value
+        position += 1
+    }
+
+    private mutating func varint(_ value: UInt64) {
+        var rest = value
+        while rest >= 0x80 {
+            byte(UInt8(truncatingIfNeeded: rest) | 0x80)
+            rest &>>= 7
+        }
+        byte(UInt8(truncatingIfNeeded: rest))
+    }
+}
