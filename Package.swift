@@ -30,8 +30,6 @@ let package = Package(
         // The client subcommands and `flotilla bench` (FlotillaCLI): HTTP client, latency histogram.
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.1.0"),
-        // The key-value store's map: a persistent hash trie, so a snapshot captures it in O(1).
-        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
     ],
     targets: [
         .target(
@@ -80,7 +78,6 @@ let package = Package(
                 "RaftWAL",
                 "RaftNIO",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HashTreeCollections", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

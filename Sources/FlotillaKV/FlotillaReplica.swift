@@ -9,8 +9,8 @@ extension KeyValueStore: StateMachine {
         Result { () throws(KeyValueStoreError) in try apply(encoded: command) }
     }
 
-    /// A copy of the store (O(1): it shares the trie), encoded on the node's snapshot thread,
-    /// spliced from the previous snapshot when there is one.
+    /// The changes since the previous capture (or, the first time, the store), encoded on the
+    /// node's snapshot thread: spliced into the previous snapshot, or the store encoded whole.
     public mutating func captureSnapshot() -> @Sendable () throws -> [UInt8] {
         let capture = captureForSnapshot()
         return { capture.encode() }

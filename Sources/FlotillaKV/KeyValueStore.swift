@@ -5,7 +5,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import HashTreeCollections
 import Raft  // Varint
 import RaftWAL  // CRC32C: the checksum of snapshots, the same as the WAL's
 
@@ -46,21 +45,18 @@ import RaftWAL  // CRC32C: the checksum of snapshots, the same as the WAL's
 /// `restore` checks all of it — magic, version, checksum, lengths, order, trailing bytes — and
 /// leaves the store untouched when anything is wrong.
 public struct KeyValueStore: Sendable, Equatable {
-    /// A persistent hash trie rather than a `Dictionary`: copies share their nodes, so a
-    /// snapshot captures the store in O(1) and the writes that follow copy only the paths they
-    /// change (a `Dictionary` would be copied whole by the first write after the capture).
-    private var pairs: TreeDictionary<[UInt8], [UInt8]> = [:]
-    /// What changed since the last `captureSnapshot`, and the encoder that remembers the
-    /// snapshot of that capture: together they splice the next snapshot instead of encoding the
-    /// whole store again (see `SnapshotSplicing.swift`). Neither is part of the state.
+    private var pairs: [[UInt8]: [UInt8]] = [:]
+    /// What changed since the last `captureSnapshot`, and where that capture's snapshot will
+    /// be: together they splice the next snapshot instead of encoding the whole store again
+    /// (see `SnapshotSplicing.swift`). Neither is part of the state.
     private var changes = ChangeLog()
-    private var encoder = SnapshotEncoder()
+    private var lastCapture: EncodedSnapshotBox? = nil
 
     public init() {}
 
     /// A store holding exactly these pairs (for tests and tools).
     public init(_ pairs: [[UInt8]: [UInt8]]) {
-        self.pairs = TreeDictionary(uniqueKeysWithValues: pairs.map { ($0.key, $0.value) })
+        self.pairs = pairs
     }
 
     /// Stores are equal when they hold the same pairs.
@@ -179,24 +175,27 @@ extension KeyValueStore {
 
     /// The whole store in the version-1 snapshot format (see `KeyValueStore`).
     public func snapshot() -> [UInt8] {
-        Self.encodeWhole(pairs, token: 0).bytes
+        Self.encodeWhole(pairs).bytes
     }
 
     /// The store now, for `snapshot()`'s bytes later, on another thread (`StateMachine`'s
-    /// `captureSnapshot`): O(1), the trie is shared. The capture after this one will be
-    /// spliced from this one's snapshot once it is encoded.
+    /// `captureSnapshot`). Usually the changes since the last capture, whose snapshot is encoded
+    /// by now; otherwise the pairs (O(1), but the next write then copies the dictionary).
     mutating func captureForSnapshot() -> SnapshotCapture {
-        let token = nextCaptureToken()
-        let capture = SnapshotCapture(pairs: pairs, changes: changes, token: token, encoder: encoder)
-        changes.restart(after: token)
+        let source: SnapshotCapture.Source
+        if changes.isComplete, let previous = lastCapture?.value {
+            source = .splice(previous, changes.changes)
+        } else {
+            source = .whole(pairs)
+        }
+        let capture = SnapshotCapture(source: source, box: EncodedSnapshotBox())
+        lastCapture = capture.box
+        changes.restart()
         return capture
     }
 
-    /// The encoder of this store's captures (for tests).
-    var snapshotEncoder: SnapshotEncoder { encoder }
-
     /// `pairs` in the snapshot format, with where each pair starts.
-    static func encodeWhole(_ pairs: TreeDictionary<[UInt8], [UInt8]>, token: UInt64) -> EncodedSnapshot {
+    static func encodeWhole(_ pairs: [[UInt8]: [UInt8]]) -> EncodedSnapshot {
         let unsorted = Array(pairs)
         let (order, prefixes) = sortedOrder(count: unsorted.count) { unsorted[$0].key }
         var bodySize = 0
@@ -216,7 +215,7 @@ extension KeyValueStore {
             precondition(writer.position == total, "snapshot size: \(writer.position) written, \(total) computed")
             initialized = total
         }
-        return EncodedSnapshot(token: token, bytes: bytes, offsets: offsets, prefixes: prefixes)
+        return EncodedSnapshot(bytes: bytes, offsets: offsets, prefixes: prefixes)
     }
 
     /// Replaces the whole store with the snapshot's contents. A snapshot that is corrupt or of an
@@ -254,7 +253,8 @@ extension KeyValueStore {
         guard count <= UInt64(reader.remaining / 3) else {
             throw .implausibleCount(count, remainingBytes: reader.remaining)
         }
-        var pairs: TreeDictionary<[UInt8], [UInt8]> = [:]
+        var pairs: [[UInt8]: [UInt8]] = [:]
+        pairs.reserveCapacity(Int(count))
         var previousKey: [UInt8]? = nil
         var offsets: [Int] = []
         offsets.reserveCapacity(Int(count) + 1)
@@ -282,9 +282,8 @@ extension KeyValueStore {
         offsets.append(bodyEnd)
         self.pairs = pairs
         if canonical {
-            let token = nextCaptureToken()
-            encoder = SnapshotEncoder(seed: EncodedSnapshot(token: token, bytes: bytes, offsets: offsets, prefixes: prefixes))
-            changes.restart(after: token)
+            lastCapture = EncodedSnapshotBox(EncodedSnapshot(bytes: bytes, offsets: offsets, prefixes: prefixes))
+            changes.restart()
         }
     }
 }

@@ -5,7 +5,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import HashTreeCollections
 import Raft  // Varint
 import RaftWAL  // CRC32C
 import Synchronization
@@ -14,17 +13,23 @@ import Synchronization
 //
 // A node snapshots every `--snapshot-count` applied entries (10,000 by default), and the store
 // is usually much bigger than what changed since the last snapshot (100,000 keys in the
-// benchmark). Encoding the whole store each time — walk the trie, sort every key, copy every
-// pair — cost ~25 ms a node, three nodes at once on a busy machine. Since the format keeps the
-// pairs sorted, the next snapshot is instead the previous one with the changed keys merged in:
-// sort only the changed keys, copy the runs of unchanged pairs between them with `memcpy`,
-// checksum. The bytes are exactly those of a whole encoding (the tests compare the two).
+// benchmark). Encoding the whole store each time — sort every key, copy every pair — cost
+// ~25 ms a node, three nodes at once on a busy machine. Since the format keeps the pairs
+// sorted, the next snapshot is instead the previous one with the changed keys merged in: sort
+// only the changed keys, copy the runs of unchanged pairs between them with `memcpy`, checksum
+// (~7 ms for 10,000 changes in 100,000 keys). The bytes are exactly those of a whole encoding
+// (the tests compare the two).
+//
+// It also means a capture needs no copy of the store: the store records its changes (a key and
+// a value reference each) and the capture takes them, so the store can be a plain `Dictionary`
+// updated in place (the persistent trie it replaces, captured in O(1), cost ~1.7× as much per
+// write on a follower, in path copies and cache misses). Only a capture with no encoded snapshot before it — the first one,
+// or after a capture never encoded — takes the dictionary itself, which the next write then
+// copies once.
 
 /// A snapshot already encoded, with where each of its pairs starts: what the next one is
 /// spliced from.
 struct EncodedSnapshot: Sendable {
-    /// The capture it encodes (`SnapshotCapture.token`).
-    let token: UInt64
     /// The snapshot, in the format of `KeyValueStore`.
     let bytes: [UInt8]
     /// Where each pair's record starts in `bytes`, in key order, then where the checksum starts.
@@ -35,8 +40,8 @@ struct EncodedSnapshot: Sendable {
     var count: Int { prefixes.count }
 }
 
-/// The puts and deletes applied since a snapshot capture, in order: what the next snapshot
-/// splices in.
+/// The puts and deletes applied since the last snapshot capture, in order: what the next
+/// snapshot splices in.
 struct ChangeLog: Sendable {
     struct Change: Sendable {
         let key: [UInt8]
@@ -45,85 +50,76 @@ struct ChangeLog: Sendable {
     }
 
     private(set) var changes: [Change] = []
-    /// The capture these changes follow, or 0: none, or too many changes to be worth keeping
-    /// (the next snapshot is encoded whole, and nothing is recorded until it is captured).
-    private(set) var base: UInt64 = 0
+    /// Whether every change since the last capture is here: not before the first capture (a
+    /// store that is never snapshotted keeps no log), nor once there were too many.
+    private(set) var isComplete = false
 
     mutating func record(key: [UInt8], value: [UInt8]?, storeCount: Int) {
-        guard base != 0 else { return }
+        guard isComplete else { return }
         // Past this, splicing saves little over a whole encoding and the log holds on to
         // values the store has already dropped: give up until the next capture.
         guard changes.count < max(4096, storeCount / 2) else {
             changes = []
-            base = 0
+            isComplete = false
             return
         }
         changes.append(Change(key: key, value: value))
     }
 
-    /// Starts over after the capture `token`.
-    mutating func restart(after token: UInt64) {
+    /// Starts over, at a capture.
+    mutating func restart() {
         changes = []
-        base = token
+        isComplete = true
     }
 }
 
-/// Captures are numbered across the process, so copies of a store that go on separately
-/// never take each other's snapshots for their own.
-private let captureCounter = Atomic<UInt64>(0)
+/// Where the snapshot of a capture is kept once encoded, for the capture after it. Copies of a
+/// store share it, which is harmless: each capture splices from it without changing it.
+final class EncodedSnapshotBox: Sendable {
+    private let snapshot: Mutex<EncodedSnapshot?>
 
-func nextCaptureToken() -> UInt64 {
-    captureCounter.wrappingAdd(1, ordering: .relaxed).newValue
+    init(_ snapshot: EncodedSnapshot? = nil) {
+        self.snapshot = Mutex(snapshot)
+    }
+
+    var value: EncodedSnapshot? {
+        get { snapshot.withLock { $0 } }
+        set { snapshot.withLock { $0 = newValue } }
+    }
 }
 
-/// The store at one moment, and the changes since the capture before it: the snapshot to
-/// encode, on any thread.
+/// The store at one moment, as what its snapshot is made from on another thread: the snapshot
+/// of the capture before and the changes since, or, when that snapshot is not there (the first
+/// capture, a capture never encoded, too many changes), the pairs themselves.
 struct SnapshotCapture: Sendable {
-    let pairs: TreeDictionary<[UInt8], [UInt8]>
-    let changes: ChangeLog
-    let token: UInt64
-    let encoder: SnapshotEncoder
+    enum Source: Sendable {
+        case splice(EncodedSnapshot, [ChangeLog.Change])
+        case whole([[UInt8]: [UInt8]])
+    }
 
-    func encode() -> [UInt8] { encoder.encode(self) }
+    let source: Source
+    /// Receives this capture's snapshot, for the next capture.
+    let box: EncodedSnapshotBox
+
+    var isSplice: Bool {
+        if case .splice = source { return true }
+        return false
+    }
+
+    func encode() -> [UInt8] {
+        let encoded: EncodedSnapshot
+        switch source {
+        case .splice(let previous, let changes): encoded = SnapshotSplicer.splice(previous, changes)
+        case .whole(let pairs): encoded = KeyValueStore.encodeWhole(pairs)
+        }
+        box.value = encoded
+        return encoded.bytes
+    }
 }
 
-/// Remembers the last snapshot encoded for a store (and its copies), to splice the next one
-/// from it when the capture follows on from it; otherwise encodes the store whole.
-final class SnapshotEncoder: Sendable {
-    private struct State {
-        var last: EncodedSnapshot?
-        var whole = 0
-        var spliced = 0
-    }
-
-    private let state: Mutex<State>
-
-    init(seed: EncodedSnapshot? = nil) {
-        state = Mutex(State(last: seed))
-    }
-
-    func encode(_ capture: SnapshotCapture) -> [UInt8] {
-        state.withLock { state in
-            let next: EncodedSnapshot
-            if let previous = state.last, capture.changes.base != 0, previous.token == capture.changes.base {
-                next = Self.splice(previous, capture.changes.changes, token: capture.token)
-                state.spliced += 1
-            } else {
-                next = KeyValueStore.encodeWhole(capture.pairs, token: capture.token)
-                state.whole += 1
-            }
-            state.last = next
-            return next.bytes
-        }
-    }
-
-    /// How many snapshots were encoded whole and how many spliced (for tests).
-    var encodings: (whole: Int, spliced: Int) {
-        state.withLock { ($0.whole, $0.spliced) }
-    }
-
+enum SnapshotSplicer {
     /// `old` with `changes` applied, encoded.
-    static func splice(_ old: EncodedSnapshot, _ changes: [ChangeLog.Change], token: UInt64) -> EncodedSnapshot {
+    static func splice(_ old: EncodedSnapshot, _ changes: [ChangeLog.Change]) -> EncodedSnapshot {
         let latest = latestByKey(changes)
         // Where each changed key goes among the old pairs, and whether it replaces one.
         var positions: [Int] = []
@@ -188,7 +184,7 @@ final class SnapshotEncoder: Sendable {
             }
             initialized = total
         }
-        return EncodedSnapshot(token: token, bytes: bytes, offsets: offsets, prefixes: prefixes)
+        return EncodedSnapshot(bytes: bytes, offsets: offsets, prefixes: prefixes)
     }
 
     /// The last change of each key, in ascending key order, with the key's prefix.
