@@ -117,6 +117,7 @@ struct SnapshotCapture: Sendable {
     }
 }
 
+/// Merges the changes of a capture into the snapshot of the capture before it.
 enum SnapshotSplicer {
     /// `old` with `changes` applied, encoded.
     static func splice(_ old: EncodedSnapshot, _ changes: [ChangeLog.Change]) -> EncodedSnapshot {
