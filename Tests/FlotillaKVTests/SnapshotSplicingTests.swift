@@ -1,3 +1,5 @@
+import Flotilla
+import Foundation
 import Testing
 import RaftWAL
 
@@ -125,6 +127,44 @@ import RaftWAL
         #expect(snapshot(&store) == (store.snapshot(), false))
         store.apply(.delete(key: [1]))
         #expect(snapshot(&store) == (store.snapshot(), true))
+    }
+}
+
+/// Spliced snapshots through a real node: every 5 entries, its WAL compacted behind them, then
+/// restarted from its data directory — from the last spliced snapshot and the entries after it.
+@Suite struct SplicedSnapshotsOnANodeTests {
+    @Test(.timeLimit(.minutes(1))) func aRestartedNodeFindsEveryWrite() async throws {
+        let directory = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var rng = SplitMix64(seed: 9)
+        var expected: [[UInt8]: [UInt8]] = [:]
+        let node = try HTTPAPITests.makeNode(directory: directory)
+        try await node.start()
+        try await node.waitForLeader(timeout: .seconds(10))
+        for n in 0..<80 {
+            let key = Array("k\(Int.random(in: 0..<20, using: &rng))".utf8)
+            let command: KeyValueStore.Command
+            if n % 4 == 3 {
+                command = .delete(key: key)
+                expected[key] = nil
+            } else {
+                let value = Array("v\(n)".utf8)
+                command = .put(key: key, value: value)
+                expected[key] = value
+            }
+            _ = try await node.apply(command.encoded()).get()
+        }
+        let store = KeyValueStore(expected)
+        #expect(try await node.readLocal { $0 == store })
+        let lastApplied = await node.status.appliedIndex
+        await node.shutdown()
+
+        let restarted = try HTTPAPITests.makeNode(directory: directory)
+        try await restarted.start()
+        #expect(await restarted.status.snapshotIndex > 0, "restored from a snapshot")
+        try await restarted.waitUntilApplied(lastApplied, timeout: .seconds(10))
+        #expect(try await restarted.readLocal { $0 == store })
+        await restarted.shutdown()
     }
 }
 
