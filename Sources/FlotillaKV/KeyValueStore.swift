@@ -204,15 +204,14 @@ extension KeyValueStore {
         var offsets: [Int] = []
         offsets.reserveCapacity(unsorted.count + 1)
         let bytes = [UInt8](unsafeUninitializedCapacity: total) { out, initialized in
-            var writer = RawWriter(out.baseAddress!)
+            var writer = RawWriter(UnsafeMutableBufferPointer(rebasing: out[..<total]))
             writer.header(count: unsorted.count)
             for index in order {
                 offsets.append(writer.position)
                 writer.record(key: unsorted[index].key, value: unsorted[index].value)
             }
             offsets.append(writer.position)
-            writer.checksum()
-            precondition(writer.position == total, "snapshot size: \(writer.position) written, \(total) computed")
+            writer.seal()
             initialized = total
         }
         return EncodedSnapshot(bytes: bytes, offsets: offsets, prefixes: prefixes)

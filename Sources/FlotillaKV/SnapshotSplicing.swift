@@ -122,11 +122,9 @@ enum SnapshotSplicer {
     /// `old` with `changes` applied, encoded.
     static func splice(_ old: EncodedSnapshot, _ changes: [ChangeLog.Change]) -> EncodedSnapshot {
         let latest = latestByKey(changes)
-        // Where each changed key goes among the old pairs, and whether it replaces one.
-        var positions: [Int] = []
-        positions.reserveCapacity(latest.count)
-        var replaces: [Bool] = []
-        replaces.reserveCapacity(latest.count)
+        // The old pairs each changed key replaces: its own, or none, where it goes.
+        var replaced: [Range<Int>] = []
+        replaced.reserveCapacity(latest.count)
         var count = old.count
         var bodySize = old.offsets[old.count] - old.offsets[0]
         old.bytes.withUnsafeBufferPointer { oldBytes in
@@ -135,8 +133,7 @@ enum SnapshotSplicer {
                 let position = lowerBound(change.key, prefix, in: old, oldBytes, from: low)
                 let found = position < old.count && old.prefixes[position] == prefix
                     && keyOrder(change.key, recordAt: old.offsets[position], oldBytes) == 0
-                positions.append(position)
-                replaces.append(found)
+                replaced.append(position..<(found ? position + 1 : position))
                 if found {
                     count -= 1
                     bodySize -= old.offsets[position + 1] - old.offsets[position]
@@ -145,7 +142,7 @@ enum SnapshotSplicer {
                     count += 1
                     bodySize += recordSize(key: change.key, value: value)
                 }
-                low = found ? position + 1 : position
+                low = replaced[replaced.count - 1].upperBound
             }
         }
 
@@ -157,7 +154,7 @@ enum SnapshotSplicer {
         prefixes.reserveCapacity(count)
         let bytes = [UInt8](unsafeUninitializedCapacity: total) { out, initialized in
             old.bytes.withUnsafeBufferPointer { oldBytes in
-                var writer = RawWriter(out.baseAddress!)
+                var writer = RawWriter(UnsafeMutableBufferPointer(rebasing: out[..<total]))
                 writer.header(count: count)
                 // Old pairs [from, to) unchanged: one copy, their offsets moved by the same amount.
                 func copyOld(_ from: Int, _ to: Int) {
@@ -169,9 +166,9 @@ enum SnapshotSplicer {
                     writer.copy(oldBytes.baseAddress! + start, count: old.offsets[to] - start)
                 }
                 var next = 0
-                for (i, (change, prefix)) in latest.enumerated() {
-                    copyOld(next, positions[i])
-                    next = replaces[i] ? positions[i] + 1 : positions[i]
+                for ((change, prefix), replaced) in zip(latest, replaced) {
+                    copyOld(next, replaced.lowerBound)
+                    next = replaced.upperBound
                     if let value = change.value {
                         offsets.append(writer.position)
                         prefixes.append(prefix)
@@ -180,8 +177,7 @@ enum SnapshotSplicer {
                 }
                 copyOld(next, old.count)
                 offsets.append(writer.position)
-                writer.checksum()
-                precondition(writer.position == total, "spliced snapshot size: \(writer.position) written, \(total) computed")
+                writer.seal()
             }
             initialized = total
         }
@@ -221,27 +217,16 @@ enum SnapshotSplicer {
 
     /// `key` against the key of the record at `offset`: negative, zero or positive.
     private static func keyOrder(_ key: [UInt8], recordAt offset: Int, _ bytes: UnsafeBufferPointer<UInt8>) -> Int {
-        var position = offset
-        let length = Int(readVarint(bytes, &position))
+        guard case .value(let encodedLength, let position) = Varint.decode(bytes, from: offset, to: bytes.count) else {
+            preconditionFailure("a snapshot this build encoded has a malformed key length at \(offset)")
+        }
+        let length = Int(encodedLength)
         let common = min(key.count, length)
         let order = key.withUnsafeBufferPointer { k in
             common == 0 ? 0 : memcmp(k.baseAddress!, bytes.baseAddress! + position, common)
         }
         if order != 0 { return Int(order) }
         return key.count - length
-    }
-
-    /// A varint of our own encoding (so well-formed), at `position`, which it moves past it.
-    private static func readVarint(_ bytes: UnsafeBufferPointer<UInt8>, _ position: inout Int) -> UInt64 {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            let byte = bytes[position]
-            position += 1
-            value |= UInt64(byte & 0x7f) << shift
-            if byte < 0x80 { return value }
-            shift += 7
-        }
     }
 }
 
@@ -286,13 +271,14 @@ func sortedOrder(count: Int, key: (Int) -> [UInt8]) -> (order: [Int], prefixes: 
     return (order, ranks.map(\.prefix))
 }
 
-/// Writes a snapshot into memory sized for it beforehand.
+/// Writes a snapshot into memory sized for it beforehand. Every write is checked against that
+/// size: a mismatch is a bug here, and traps rather than overrun.
 struct RawWriter {
-    private let base: UnsafeMutablePointer<UInt8>
+    private let buffer: UnsafeMutableBufferPointer<UInt8>
     private(set) var position = 0
 
-    init(_ base: UnsafeMutablePointer<UInt8>) {
-        self.base = base
+    init(_ buffer: UnsafeMutableBufferPointer<UInt8>) {
+        self.buffer = buffer
     }
 
     mutating func header(count: Int) {
@@ -308,28 +294,32 @@ struct RawWriter {
         value.withUnsafeBufferPointer { if let start = $0.baseAddress { copy(start, count: $0.count) } }
     }
 
-    /// The CRC-32C of everything written, little-endian.
-    mutating func checksum() {
-        let crc = CRC32C.update(0, buffer: UnsafeRawBufferPointer(start: base, count: position))
+    /// Ends the snapshot with the CRC-32C of everything written, little-endian, which must
+    /// fill the buffer exactly.
+    mutating func seal() {
+        let crc = CRC32C.update(0, buffer: UnsafeRawBufferPointer(start: buffer.baseAddress, count: position))
         for shift in stride(from: 0, to: 32, by: 8) { byte(UInt8(truncatingIfNeeded: crc >> UInt32(shift))) }
+        precondition(position == buffer.count, "snapshot size: \(position) written, \(buffer.count) computed")
     }
 
     mutating func copy(_ source: UnsafePointer<UInt8>, count: Int) {
-        (base + position).update(from: source, count: count)
+        reserve(count)
+        (buffer.baseAddress! + position).update(from: source, count: count)
         position += count
     }
 
     private mutating func byte(_ value: UInt8) {
-        base[position] = value
+        reserve(1)
+        buffer[position] = value
         position += 1
     }
 
     private mutating func varint(_ value: UInt64) {
-        var rest = value
-        while rest >= 0x80 {
-            byte(UInt8(truncatingIfNeeded: rest) | 0x80)
-            rest &>>= 7
-        }
-        byte(UInt8(truncatingIfNeeded: rest))
+        reserve(Varint.size(value))
+        position += Varint.write(value, to: buffer.baseAddress! + position)
+    }
+
+    private func reserve(_ count: Int) {
+        precondition(count <= buffer.count - position, "snapshot encoding overran its computed size")
     }
 }

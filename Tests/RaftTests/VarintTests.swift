@@ -22,6 +22,11 @@ import Testing
         #expect(Varint.size(value) == expected.count)
         #expect(Varint.size(value) <= Varint.maxLength)
         #expect(Varint.decode(out, from: 1, to: out.count) == .value(value, end: out.count))
+        // Written into memory: the same bytes, their count returned, nothing past them touched.
+        var memory = [UInt8](repeating: 0xAA, count: Varint.maxLength + 1)
+        let written = memory.withUnsafeMutableBufferPointer { Varint.write(value, to: $0.baseAddress!) }
+        #expect(written == expected.count && Array(memory[..<written]) == expected)
+        #expect(memory[written...].allSatisfy { $0 == 0xAA })
         // Cut anywhere inside: truncated.
         for cut in 1..<out.count - 1 { #expect(Varint.decode(out, from: 1, to: cut + 1) == .truncated) }
     }

@@ -101,12 +101,8 @@ struct ProtobufWriter {
     }
 
     mutating func writeVarint(_ value: UInt64) {
-        var rest = value
-        while rest >= 0x80 {
-            append(UInt8(truncatingIfNeeded: rest) | 0x80)
-            rest &>>= 7
-        }
-        append(UInt8(truncatingIfNeeded: rest))
+        precondition(Varint.size(value) <= end &- position, "raftpb encoding overran its computed size")
+        position &+= Varint.write(value, to: base + position)
     }
 
     /// A varint field, written even when zero (etcd's non-nullable scalars).

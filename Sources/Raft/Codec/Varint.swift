@@ -23,6 +23,21 @@ public enum Varint {
         buffer.append(UInt8(truncatingIfNeeded: rest))
     }
 
+    /// Writes the varint of `value` at `pointer`, which must have room for `size(value)`
+    /// bytes, and returns that count: for encoders that size their output beforehand.
+    @inlinable
+    public static func write(_ value: UInt64, to pointer: UnsafeMutablePointer<UInt8>) -> Int {
+        var rest = value
+        var count = 0
+        while rest >= 0x80 {
+            pointer[count] = UInt8(truncatingIfNeeded: rest) | 0x80
+            rest &>>= 7
+            count &+= 1
+        }
+        pointer[count] = UInt8(truncatingIfNeeded: rest)
+        return count &+ 1
+    }
+
     /// What `decode` found.
     public enum Decoded: Equatable, Sendable {
         /// The value, and the index just past its last byte.
