@@ -17,8 +17,8 @@ import Synchronization
 // ~25 ms a node, three nodes at once on a busy machine. Since the format keeps the pairs
 // sorted, the next snapshot is instead the previous one with the changed keys merged in: sort
 // only the changed keys, copy the runs of unchanged pairs between them with `memcpy`, checksum
-// (~7 ms for 10,000 changes in 100,000 keys). The bytes are exactly those of a whole encoding
-// (the tests compare the two).
+// (~9 ms for 10,000 changes in 100,000 keys, against ~23 ms). The bytes are exactly those of a
+// whole encoding (the tests compare the two).
 //
 // It also means a capture needs no copy of the store: the store records its changes (a key and
 // a value reference each) and the capture takes them, so the store can be a plain `Dictionary`
