@@ -20,11 +20,8 @@ struct EndToEndTests {
     func writesSurviveALeaderCrashAndMembershipChanges() async throws {
         let cluster = LocalTestCluster(executable: try #require(flotillaExecutable), size: 3)
         defer { cluster.close() }
-        try cluster.startAll()
-
         // Write through node 1 (once the cluster has a leader), read through the others.
-        let firstWrite = await eventually { cluster.node(1).put("alpha", "one") == 204 }
-        #expect(firstWrite, "no write accepted\n\(cluster.logs)")
+        try await cluster.startAll(writing: "alpha", "one")
         for id in [2, 3] {
             let response = cluster.node(id).get("alpha")
             #expect(response.status == 200 && response.body == "one", "node \(id): \(response)")
@@ -78,10 +75,7 @@ struct EndToEndTests {
     func everyAcknowledgedWriteSurvivesAFullRestart() async throws {
         let cluster = LocalTestCluster(executable: try #require(flotillaExecutable), size: 3)
         defer { cluster.close() }
-        try cluster.startAll()
-
-        let ready = await eventually { cluster.node(1).put("ready", "yes") == 204 }
-        #expect(ready, "no write accepted\n\(cluster.logs)")
+        try await cluster.startAll(writing: "ready", "yes")
         var acknowledged: [String: String] = ["ready": "yes"]
         for i in 0..<30 {
             let node = cluster.nodes[i % 3]
@@ -120,9 +114,7 @@ struct EndToEndTests {
     func acknowledgedConcurrentWritesSurviveKillingEveryNode() async throws {
         let cluster = LocalTestCluster(executable: try #require(flotillaExecutable), size: 3)
         defer { cluster.close() }
-        try cluster.startAll()
-        let ready = await eventually { cluster.node(1).put("ready", "yes") == 204 }
-        #expect(ready, "no write accepted\n\(cluster.logs)")
+        try await cluster.startAll(writing: "ready", "yes")
 
         // Writers on threads of their own: each request blocks in curl, which would starve the
         // few threads Swift concurrency has.
@@ -169,10 +161,8 @@ struct EndToEndTests {
     func aSecondServerOnTheSameDataDirectoryIsRefused() async throws {
         let cluster = LocalTestCluster(executable: try #require(flotillaExecutable), size: 1)
         defer { cluster.close() }
-        try cluster.startAll()
+        try await cluster.startAll(writing: "before", "1")
         let node = cluster.node(1)
-        let written = await eventually { node.put("before", "1") == 204 }
-        #expect(written, "\(cluster.logs)")
 
         // Same data directory, other ports: refused before it touches the WAL.
         let second = run(cluster.executable, [
@@ -194,10 +184,8 @@ struct EndToEndTests {
     func walDumpReportsDamageWithFileAndOffset() async throws {
         let cluster = LocalTestCluster(executable: try #require(flotillaExecutable), size: 1)
         defer { cluster.close() }
-        try cluster.startAll()
+        try await cluster.startAll(writing: "some-key", "some-value")
         let node = cluster.node(1)
-        let written = await eventually { node.put("some-key", "some-value") == 204 }
-        #expect(written, "\(cluster.logs)")
         node.stop(SIGTERM)
 
         let walDirectory = node.dataDir + "/wal"

@@ -232,6 +232,17 @@ final class LocalTestCluster {
         for node in nodes { try node.start(executable: executable, cluster: clusterFlag) }
     }
 
+    /// Starts every node, then waits until `key` = `value` is written through node 1 (so the
+    /// cluster has a leader); records an issue, with the logs, when it is not.
+    func startAll(
+        writing key: String, _ value: String, within seconds: Double = 15,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        try startAll()
+        let written = await eventually(within: seconds) { node(1).put(key, value) == 204 }
+        #expect(written, "no write accepted\n\(logs)", sourceLocation: sourceLocation)
+    }
+
     /// The leader's id as the running nodes agree on it, nil while there is none.
     func leader() -> Int? {
         let leaders = nodes.filter(\.isRunning).compactMap { ($0.status()?["leader"] as? NSNumber)?.intValue }

@@ -177,10 +177,8 @@ struct BenchCommandTests {
         let executable = try #require(flotillaExecutable)
         let cluster = LocalTestCluster(executable: executable, size: 1)
         defer { cluster.close() }
-        try cluster.startAll()
+        try await cluster.startAll(writing: "warm-up", "1", within: 30)
         let node = cluster.node(1)
-        let ready = await eventually(within: 30) { node.put("warm-up", "1") == 204 }
-        #expect(ready, "\(cluster.logs)")
 
         let (status, output) = run(executable, [
             "bench", "--endpoints", node.base, "--clients", "8", "--conns", "4", "--total", "300",
