@@ -34,6 +34,9 @@ public protocol WALFileSystem: Sendable {
     func close(_ file: WALFileHandle)
     /// Writes all of `bytes` at `offset` (a short write is retried, then an error).
     func write(_ file: WALFileHandle, _ bytes: [UInt8], at offset: Int64) throws(WALError)
+    /// `write` from memory the caller owns, without an array around it (snapshot files are
+    /// written from the snapshot's data). The default copies into an array.
+    func write(_ file: WALFileHandle, _ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(WALError)
     /// Up to `count` bytes from `offset`; fewer only at the end of the file.
     func read(_ file: WALFileHandle, count: Int, at offset: Int64) throws(WALError) -> [UInt8]
     func fsync(_ file: WALFileHandle) throws(WALError)
@@ -60,6 +63,10 @@ public protocol WALFileSystem: Sendable {
 }
 
 extension WALFileSystem {
+    public func write(_ file: WALFileHandle, _ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(WALError) {
+        try write(file, [UInt8](bytes), at: offset)
+    }
+
     /// The whole content of the file at `path`.
     public func readFile(_ path: String) throws(WALError) -> [UInt8] {
         let file = try open(path, .read)

@@ -27,12 +27,19 @@ public struct POSIXFileSystem: WALFileSystem {
     }
 
     public func write(_ file: WALFileHandle, _ bytes: [UInt8], at offset: Int64) throws(WALError) {
+        // withUnsafeBytes rethrows untyped: carry the error out as a value.
+        let result = bytes.withUnsafeBytes { buffer in
+            Result { () throws(WALError) in try write(file, buffer, at: offset) }
+        }
+        try result.get()
+    }
+
+    public func write(_ file: WALFileHandle, _ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(WALError) {
+        guard let base = bytes.baseAddress else { return }
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeBytes { buffer in
-                retryingEINTR {
-                    pwrite(file.descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-                }
+            let n = retryingEINTR {
+                pwrite(file.descriptor, base + done, bytes.count - done, off_t(offset) + off_t(done))
             }
             if n < 0 { throw WALError.io(operation: "write", path: file.path, errno: errno) }
             if n == 0 { throw WALError.io(operation: "write", path: file.path, errno: EIO) }
