@@ -90,8 +90,8 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// An answer as status, header fields and body: what the router's `Response` and the parts
-/// `KeyValueFastPath` writes are both made from, so that the two answer alike.
+/// An answer as status, header fields and body: what the router's `Response` and the bytes
+/// `KeyValueWirePath` writes are both made from, so that the two answer alike.
 struct PlainAnswer: Sendable {
     var status: HTTPResponse.Status
     var headers: HTTPFields = [:]

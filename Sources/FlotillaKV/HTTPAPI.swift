@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import NIOHTTP1
 import Prometheus
 import ServiceLifecycle
 
@@ -87,8 +88,8 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
             return try await self.perform(.get(key: key, consistency: .linearizable)).response
         }
 
-        // The key routes below are also what `KeyValueFastPath` serves in `flotilla serve`,
-        // through the same `pathKey`, `checkValueSize` and `perform`.
+        // The key routes below are also what `KeyValueWirePath` serves in `flotilla serve`,
+        // through the same `pathKey` and `perform` (it leaves bodies over the limit to these).
         router.put("v1/kv/:key") { request, context in
             let key = try self.pathKey(context)
             return try await self.perform(.put(key: key, value: try await self.body(of: request))).response
@@ -329,6 +330,9 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
             return Array(buffer.readableBytesView)
         } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
             throw bodyOverLimit
+        } catch let error as HTTPParserError {
+            // The body's framing broke off (bad chunking): the client's request, not our failure.
+            throw APIError(.badRequest, "malformed request body: \(error)")
         }
     }
 

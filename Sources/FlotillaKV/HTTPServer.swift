@@ -17,7 +17,7 @@ import Foundation
 
 /// The `flotilla serve` HTTP application: the API's routes on `address`, with `services` (the
 /// `FlotillaNode`) run beside the HTTP server and shut down after it. Each connection answers
-/// the key routes through `KeyValueFastPath` and everything else through the router.
+/// the key routes through `KeyValueWirePath` and everything else through the router.
 public func makeApplication<Replica: KeyValueReplica>(
     api: HTTPAPI<Replica>, services: [any Service], address: BindAddress, logger: Logger
 ) -> some ApplicationProtocol {
@@ -26,7 +26,7 @@ public func makeApplication<Replica: KeyValueReplica>(
         router: api.makeRouter(),
         server: HTTPServerBuilder { responder in
             KeyValueHTTP1Channel(base: HTTP1Channel(responder: responder)) {
-                KeyValueFastPath(api: api, serverName: serverName, logger: logger)
+                KeyValueWirePath(api: api, serverName: serverName, logger: logger)
             }
         },
         configuration: ApplicationConfiguration(address: address, serverName: serverName),
@@ -34,27 +34,25 @@ public func makeApplication<Replica: KeyValueReplica>(
         logger: logger)
 }
 
-/// Hummingbird's HTTP/1 connection with `KeyValueFastPath` between its connection-state
-/// handler and the router's handler. Behind the state handler, so that the fast path's answers
-/// count for idle time and graceful shutdown (a connection closes only once they are written).
+/// Hummingbird's HTTP/1 connection with `KeyValueWirePath` first in the pipeline: ahead of
+/// the response encoder, so that the raw answers it writes go straight to the socket, and of
+/// the request decoder, which reads a connection's bytes only once the wire path hands them on.
 struct KeyValueHTTP1Channel<Replica: KeyValueReplica>: ServerChildChannel, HTTPChannelHandler {
     typealias Value = HTTP1Channel.Value
 
     let base: HTTP1Channel
-    let makeFastPath: @Sendable () -> KeyValueFastPath<Replica>
+    let makeWirePath: @Sendable () -> KeyValueWirePath<Replica>
 
-    init(base: HTTP1Channel, makeFastPath: @escaping @Sendable () -> KeyValueFastPath<Replica>) {
+    init(base: HTTP1Channel, makeWirePath: @escaping @Sendable () -> KeyValueWirePath<Replica>) {
         self.base = base
-        self.makeFastPath = makeFastPath
+        self.makeWirePath = makeWirePath
     }
 
     var responder: Responder { base.responder }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         base.setup(channel: channel, logger: logger).flatMapThrowing { value in
-            let pipeline = channel.pipeline.syncOperations
-            let stateHandler = try pipeline.handler(type: HTTPConnectionStateHandler.self)
-            try pipeline.addHandler(makeFastPath(), position: .after(stateHandler))
+            try channel.pipeline.syncOperations.addHandler(makeWirePath(), position: .first)
             return value
         }
     }

@@ -448,7 +448,7 @@ import Testing
 
 /// The two ways to the API: HummingbirdTesting's router client (the routes alone), and a live
 /// server on loopback (the routes behind `flotilla serve`'s connection pipeline, where
-/// `KeyValueFastPath` answers the key routes). Every test runs both ways, so the fast path
+/// `KeyValueWirePath` answers the key routes). Every test runs both ways, so the fast path
 /// answers what the router answers.
 enum Via: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case router, live

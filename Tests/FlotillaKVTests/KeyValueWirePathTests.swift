@@ -10,11 +10,12 @@ import Testing
 
 @testable import FlotillaKV
 
-/// What `HTTPAPITests` cannot show through a client that sends one request at a time: the fast
-/// path keeps HTTP/1.1's order when requests are pipelined across it and the router, honours
+/// What `HTTPAPITests` cannot show through a client that sends one request at a time: the wire
+/// path answers byte for byte what the router answers, keeps HTTP/1.1's order when requests are
+/// pipelined across it and the router, takes requests however their bytes are cut, honours
 /// `Connection: close`, and lets a graceful shutdown finish its answers; and which requests it
 /// takes at all.
-@Suite struct KeyValueFastPathTests {
+@Suite struct KeyValueWirePathTests {
     // MARK: Which requests
 
     @Test func keyRoutesAreTakenAndEverythingElseGoesToTheRouter() {
@@ -76,6 +77,75 @@ import Testing
                 #expect(response.headers["date"]?.hasSuffix(" GMT") == true)
             }
         }
+    }
+
+    /// Each request answered by the wire path (alone on its connection) and by the router
+    /// (behind a `GET /health`, which hands the connection to the decoder): the same bytes,
+    /// but for the Date.
+    @Test(.timeLimit(.minutes(1))) func theWirePathAnswersWhatTheRouterAnswers() async throws {
+        try await withLiveServer(limits: .init(maxKeyBytes: 8, maxValueBytes: 16)) { port, _ in
+            let requests = [
+                "PUT /k HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nvalue",
+                "GET /k HTTP/1.1\r\nHost: t\r\n\r\n",
+                "GET /v1/kv/k HTTP/1.1\r\nHost: t\r\n\r\n",
+                "PUT /v1/kv/empty HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+                "GET /empty HTTP/1.1\r\nHost: t\r\n\r\n",
+                "GET /missing HTTP/1.1\r\nHost: t\r\n\r\n",
+                "GET /%zz HTTP/1.1\r\nHost: t\r\n\r\n",
+                "PUT /muchtoolong HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx",
+                "DELETE /v1/kv/k HTTP/1.1\r\nHost: t\r\n\r\n",
+                "GET /k HTTP/1.1\r\nHost: t\r\n\r\n",
+            ]
+            let health = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n"
+            for request in requests {
+                let wire = try await RawHTTP.exchange(port: port, send: request, expecting: 1)
+                let router = try await RawHTTP.exchange(port: port, send: health + request, expecting: 2)
+                try #require(wire.count == 1 && router.count == 2, "\(request.debugDescription)")
+                #expect(wire[0].rawWithoutDate == router[1].rawWithoutDate, "\(request.debugDescription)")
+            }
+        }
+        try await HTTPAPITests().withScriptedReplica(via: .live, ScriptedReplica(error: .noLeader)) { client in
+            let port = try #require(client.port)
+            let request = "PUT /k HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nv"
+            let wire = try await RawHTTP.exchange(port: port, send: request, expecting: 1)
+            let router = try await RawHTTP.exchange(port: port, send: "GET /v1/status HTTP/1.1\r\n\r\n" + request, expecting: 2)
+            try #require(wire.count == 1 && router.count == 2)
+            #expect(wire[0].status == 503 && wire[0].headers["retry-after"] == "1")
+            #expect(wire[0].rawWithoutDate == router[1].rawWithoutDate)
+        }
+    }
+
+    /// Requests cut into pieces of every size, sent a piece at a time: each taken whole, in order.
+    @Test(.timeLimit(.minutes(1))) func requestsArrivingInPiecesAreTakenWhole() async throws {
+        try await withLiveServer { port, _ in
+            let text = "PUT /p HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\npieces"
+                + "GET /p HTTP/1.1\r\nHost: t\r\n\r\n" + "DELETE /v1/kv/p HTTP/1.1\r\nHost: t\r\n\r\n"
+                + "GET /v1/kv/p HTTP/1.1\r\nHost: t\r\n\r\n"
+            for pieceSize in [1, 7, 40] {
+                let responses = try await RawHTTP.exchange(port: port, sendInPiecesOf: pieceSize, text, expecting: 4)
+                #expect(responses.map(\.status) == [204, 200, 204, 404], "pieces of \(pieceSize)")
+                #expect(responses.dropFirst().first?.body == "pieces")
+            }
+        }
+    }
+
+    /// A graceful shutdown closes a wire-path connection with nothing in flight at once.
+    @Test(.timeLimit(.minutes(1))) func aGracefulShutdownClosesAnIdleConnection() async throws {
+        let app = makeApplication(
+            api: HTTPAPI(replica: GatedReplica()), services: [], address: .hostname("127.0.0.1", port: 0),
+            logger: HTTPAPITests.quietLogger)
+        let closed = Mutex<Task<Bool, any Error>?>(nil)
+        let started = ContinuousClock.now
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            // One answered read keeps the connection open and idle on the wire path; then the
+            // client waits for more that never comes.
+            let task = Task { try await RawHTTP.waitForClose(port: port, after: "GET /k HTTP/1.1\r\nHost: t\r\n\r\n") }
+            closed.withLock { $0 = task }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(try await #require(closed.withLock { $0 }).value)
+        #expect(ContinuousClock.now - started < .seconds(10))
     }
 
     @Test(.timeLimit(.minutes(1))) func connectionCloseClosesAfterTheAnswer() async throws {
@@ -204,27 +274,68 @@ enum RawHTTP {
         var status: Int
         var headers: [String: String]
         var body: String
+        /// The response as it came.
+        var raw: [UInt8] = []
+
+        /// `raw` with the Date field's value blanked.
+        var rawWithoutDate: String {
+            String(decoding: raw, as: UTF8.self).split(separator: "\r\n", omittingEmptySubsequences: false)
+                .map { $0.lowercased().hasPrefix("date:") ? "Date: -" : String($0) }
+                .joined(separator: "\r\n")
+        }
     }
 
-    /// Sends `text` on a new connection and reads until `count` responses arrived or the server
-    /// closed the connection.
-    static func exchange(port: Int, send text: String, expecting count: Int) async throws -> [Response] {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+    /// `exchange`, with `text` written `size` bytes at a time, a moment apart.
+    static func exchange(port: Int, sendInPiecesOf size: Int, _ text: String, expecting count: Int) async throws -> [Response] {
+        let channel = try await connect(port: port)
+        return try await channel.executeThenClose { inbound, outbound in
+            let bytes = Array(text.utf8)
+            for start in stride(from: 0, to: bytes.count, by: size) {
+                try await outbound.write(ByteBuffer(bytes: bytes[start..<min(start + size, bytes.count)]))
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            return try await read(inbound, expecting: count)
+        }
+    }
+
+    /// Sends `text`, reads its one answer, then waits: true once the server closes the connection.
+    static func waitForClose(port: Int, after text: String) async throws -> Bool {
+        let channel = try await connect(port: port)
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: text))
+            var bytes: [UInt8] = []
+            for try await buffer in inbound { bytes += buffer.readableBytesView }
+            return parse(bytes).count == 1
+        }
+    }
+
+    private static func connect(port: Int) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
+    }
+
+    private static func read(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>, expecting count: Int) async throws -> [Response] {
+        var bytes: [UInt8] = []
+        var responses: [Response] = []
+        for try await buffer in inbound {
+            bytes += buffer.readableBytesView
+            responses = parse(bytes)
+            if responses.count >= count { break }
+        }
+        return responses
+    }
+
+    /// Sends `text` on a new connection and reads until `count` responses arrived or the server
+    /// closed the connection.
+    static func exchange(port: Int, send text: String, expecting count: Int) async throws -> [Response] {
+        let channel = try await connect(port: port)
         return try await channel.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(string: text))
-            var bytes: [UInt8] = []
-            var responses: [Response] = []
-            for try await buffer in inbound {
-                bytes += buffer.readableBytesView
-                responses = parse(bytes)
-                if responses.count >= count { break }
-            }
-            return responses
+            return try await read(inbound, expecting: count)
         }
     }
 
@@ -245,7 +356,8 @@ enum RawHTTP {
             let bodyStart = headEnd.upperBound
             guard rest.distance(from: bodyStart, to: rest.endIndex) >= length else { break }
             let bodyEnd = rest.index(bodyStart, offsetBy: length)
-            responses.append(Response(status: status, headers: headers, body: String(decoding: rest[bodyStart..<bodyEnd], as: UTF8.self)))
+            responses.append(Response(status: status, headers: headers, body: String(decoding: rest[bodyStart..<bodyEnd], as: UTF8.self),
+                                      raw: Array(rest[..<bodyEnd])))
             rest = rest[bodyEnd...]
         }
         return responses
