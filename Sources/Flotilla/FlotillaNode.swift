@@ -5,6 +5,7 @@ import NIOPosix
 import Raft
 import RaftNIO
 import RaftWAL
+import Synchronization
 
 /// One member of a replicated state machine: the `Flotilla` runtime (DESIGN.md).
 ///
@@ -100,6 +101,8 @@ public actor FlotillaNode<Machine: StateMachine> {
     /// key: the leader waited for (0: any).
     var leaderWaits = Waiters<UInt64>()
     var memberships = Waiters<Void>()
+    /// Writes submitted with a completion handler, from any thread (`apply(_:completion:)`).
+    nonisolated let submissions = Mutex(SubmissionInbox<Machine.Response>())
 
     /// Opens (or creates) the data directory, restores the state machine from the newest
     /// snapshot, and creates the raft node: bootstrapped with `peers` and this node when the
@@ -256,6 +259,7 @@ public actor FlotillaNode<Machine: StateMachine> {
         ]
         loopTask = Task { await self.loop(stream) }
         lifecycle = .running
+        openSubmissions()
         inputs.yield(.wake)
         logger.info("flotilla node started", metadata: ["port": "\(port)"])
         return port
@@ -302,6 +306,7 @@ public actor FlotillaNode<Machine: StateMachine> {
     }
 
     func failAllWaiters(_ error: FlotillaError) {
+        closeSubmissions(error)
         writes.failAll(error)
         readIndexes.failAll(error)
         appliedWaits.failAll(error)

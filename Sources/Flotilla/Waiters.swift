@@ -8,9 +8,23 @@
 /// waits for (an index, a leader id), for the tables that are scanned rather than looked up.
 struct Waiters<Value: Sendable> {
     typealias Continuation = CheckedContinuation<Result<Value, FlotillaError>, Never>
+    /// Called on the node's actor with the outcome: for requests that do not wait in a task.
+    typealias Callback = @Sendable (Result<Value, FlotillaError>) -> Void
+
+    private enum Completion {
+        case continuation(Continuation)
+        case callback(Callback)
+
+        func complete(_ outcome: Result<Value, FlotillaError>) {
+            switch self {
+            case .continuation(let continuation): continuation.resume(returning: outcome)
+            case .callback(let callback): callback(outcome)
+            }
+        }
+    }
 
     private struct Waiter {
-        let continuation: Continuation
+        let completion: Completion
         let deadline: ContinuousClock.Instant
         let expiry: FlotillaError
         let key: UInt64
@@ -25,15 +39,22 @@ struct Waiters<Value: Sendable> {
         _ id: UInt64, key: UInt64 = 0, deadline: ContinuousClock.Instant, expiry: FlotillaError = .timeout,
         _ continuation: Continuation
     ) {
-        waiters[id] = Waiter(continuation: continuation, deadline: deadline, expiry: expiry, key: key)
+        waiters[id] = Waiter(completion: .continuation(continuation), deadline: deadline, expiry: expiry, key: key)
     }
 
-    /// Resumes `id`'s request with `outcome`. False when nobody waits (it timed out, was
+    mutating func register(
+        _ id: UInt64, key: UInt64 = 0, deadline: ContinuousClock.Instant, expiry: FlotillaError = .timeout,
+        callback: @escaping Callback
+    ) {
+        waiters[id] = Waiter(completion: .callback(callback), deadline: deadline, expiry: expiry, key: key)
+    }
+
+    /// Resumes `id`'s request (or calls its callback) with `outcome`. False when nobody waits (it timed out, was
     /// cancelled, or was proposed by another node or an earlier run of this one).
     @discardableResult
     mutating func resolve(_ id: UInt64, _ outcome: Result<Value, FlotillaError>) -> Bool {
         guard let waiter = waiters.removeValue(forKey: id) else { return false }
-        waiter.continuation.resume(returning: outcome)
+        waiter.completion.complete(outcome)
         return true
     }
 
@@ -49,7 +70,7 @@ struct Waiters<Value: Sendable> {
     mutating func failAll(_ error: FlotillaError) {
         let all = waiters
         waiters.removeAll()
-        for waiter in all.values { waiter.continuation.resume(returning: .failure(error)) }
+        for waiter in all.values { waiter.completion.complete(.failure(error)) }
     }
 
     /// Fails the waiters whose deadline has passed with their expiry error.

@@ -37,16 +37,30 @@ public struct FlotillaReplica: KeyValueReplica {
     }
 
     private func write(_ command: KeyValueStore.Command) async throws(ReplicaError) -> KeyValueStore.Outcome {
-        let result: Result<KeyValueStore.Outcome, KeyValueStoreError>
+        let response: Result<KeyValueStore.Outcome, KeyValueStoreError>
         do {
-            result = try await node.apply(command.encoded())
+            response = try await node.apply(command.encoded())
         } catch {
             throw ReplicaError(error)
         }
-        switch result {
-        case .success(let outcome): return outcome
-        case .failure(let error): throw .failed("the store refused its own command: \(error)")
+        return try Self.outcome(of: response).get()
+    }
+
+    /// Through `FlotillaNode.apply(_:completion:)`: no task, and `completion` runs on the
+    /// node's actor as the write applies.
+    public func write(key: [UInt8], value: [UInt8]?, completion: @escaping @Sendable (Result<KeyValueStore.Outcome, any Error>) -> Void) {
+        let command: KeyValueStore.Command = value.map { .put(key: key, value: $0) } ?? .delete(key: key)
+        node.apply(command.encoded()) { result in
+            switch result {
+            case .success(let response): completion(Self.outcome(of: response).mapError { $0 })
+            case .failure(let error): completion(.failure(ReplicaError(error)))
+            }
         }
+    }
+
+    /// The store's answer to its own command: refusing one is a failure of the replica.
+    private static func outcome(of response: Result<KeyValueStore.Outcome, KeyValueStoreError>) -> Result<KeyValueStore.Outcome, ReplicaError> {
+        response.mapError { .failed("the store refused its own command: \($0)") }
     }
 
     public func get(key: [UInt8], consistency: ReadConsistency) async throws -> [UInt8]? {

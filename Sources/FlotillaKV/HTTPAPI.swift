@@ -265,6 +265,25 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
         }
     }
 
+    /// `perform`, its answer handed to `completion`: writes through the replica's completion
+    /// handler (no task), reads in a task. `completion` is called once, on any thread.
+    func perform(_ operation: KeyOperation, completion: @escaping @Sendable (Result<KeyAnswer, any Error>) -> Void) {
+        switch operation {
+        case .put(let key, let value):
+            replica.write(key: key, value: value) { completion($0.map { _ in .applied }) }
+        case .delete(let key):
+            replica.write(key: key, value: nil) { completion($0.map { _ in .applied }) }
+        case .get:
+            Task {
+                do {
+                    completion(.success(try await perform(operation)))
+                } catch {
+                    completion(.failure(error))
+                }
+            }
+        }
+    }
+
     private func statusResponse() async throws -> Response {
         jsonResponse(await replica.status())
     }

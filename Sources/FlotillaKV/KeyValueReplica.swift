@@ -29,12 +29,32 @@ public protocol KeyValueReplica: Sendable {
     func removeMember(id: UInt64) async throws
     /// Hands leadership to voter `id`; returns once this replica sees it lead.
     func transferLeadership(to id: UInt64) async throws
+
+    /// `put` or `delete` (`value` nil), its outcome handed to `completion` instead of awaited:
+    /// for callers on an event loop that would otherwise start a task per request.
+    /// `completion` is called once, on any thread; the error is a `ReplicaError`.
+    func write(key: [UInt8], value: [UInt8]?, completion: @escaping @Sendable (Result<KeyValueStore.Outcome, any Error>) -> Void)
 }
 
 extension KeyValueReplica {
     /// The status as it is (for replicas that apply synchronously).
     public func statusWhenCaughtUp(within timeout: Duration) async -> ReplicaStatus {
         await status()
+    }
+
+    /// `put` or `delete` in a task of its own.
+    public func write(key: [UInt8], value: [UInt8]?, completion: @escaping @Sendable (Result<KeyValueStore.Outcome, any Error>) -> Void) {
+        Task {
+            do {
+                if let value {
+                    completion(.success(try await put(key: key, value: value)))
+                } else {
+                    completion(.success(try await delete(key: key)))
+                }
+            } catch {
+                completion(.failure(error))
+            }
+        }
     }
 }
 

@@ -122,8 +122,8 @@ final class KeyValueWirePath<Replica: KeyValueReplica>: ChannelDuplexHandler, Re
         }
     }
 
-    /// Carries out `request` off the event loop (a key refused at once is answered at once),
-    /// and answers it on the loop.
+    /// Carries out `request` (a key refused at once is answered at once), and answers it on
+    /// the loop.
     private func start(_ request: WireKeyRequest, context: ChannelHandlerContext) {
         let operation: HTTPAPI<Replica>.KeyOperation
         do throws(APIError) {
@@ -137,18 +137,17 @@ final class KeyValueWirePath<Replica: KeyValueReplica>: ChannelDuplexHandler, Re
             answer(.failure(error), context: context)
             return
         }
-        let (api, logger, loop, route) = (self.api, self.logger, context.eventLoop, request.route)
+        let (logger, loop, route) = (self.logger, context.eventLoop, request.route)
         let bound = NIOLoopBound((self, context), eventLoop: loop)
-        Task {
-            let result: Result<HTTPAPI<Replica>.KeyAnswer, APIError>
-            do {
-                result = .success(try await api.perform(operation))
-            } catch {
+        api.perform(operation) { outcome in
+            let result = outcome.mapError { error in
                 if APIError.isUnexpected(error) {
                     logger.error("request failed", metadata: ["error": "\(error)", "path": "\(route.method) \(route.rawKey)"])
                 }
-                result = .failure(APIError(answering: error))
+                return APIError(answering: error)
             }
+            // A write's completion runs on the node's actor, which `flotilla serve` runs on
+            // this event loop: the answer is written at once, inside the node's Ready.
             if loop.inEventLoop {
                 bound.value.0.answer(result, context: bound.value.1)
             } else {
