@@ -110,7 +110,13 @@ final class KeyValueWirePath<Replica: KeyValueReplica>: ChannelDuplexHandler, Re
                 if !inRead { context.fireChannelReadComplete() }
             case .request(let request, let length):
                 pending!.moveReaderIndex(forwardBy: length)
-                if pending!.readableBytes == 0 { pending = nil }
+                if pending!.readableBytes == 0 {
+                    pending = nil
+                } else if pending!.readerIndex >= 1 << 16 {
+                    // A client that pipelines without pause never empties the buffer: drop
+                    // what was taken rather than let it grow with the connection.
+                    pending!.discardReadBytes()
+                }
                 serving = true
                 closeAfterAnswer = request.closeAfter
                 start(request, context: context)

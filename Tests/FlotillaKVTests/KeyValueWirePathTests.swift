@@ -129,6 +129,30 @@ import Testing
         }
     }
 
+    /// Thousands of requests pipelined in one burst (more than the buffer keeps before it drops
+    /// what was taken): every one answered, in order.
+    @Test(.timeLimit(.minutes(1))) func aLongPipelineIsAnsweredInOrder() async throws {
+        try await withLiveServer { port, _ in
+            let count = 2_000
+            var text = ""
+            for n in 0..<count {
+                text += n % 2 == 0
+                    ? "PUT /k\(n % 7) HTTP/1.1\r\nHost: t\r\nContent-Length: \(String(n).count)\r\n\r\n\(n)"
+                    : "GET /k\((n - 1) % 7) HTTP/1.1\r\nHost: t\r\n\r\n"
+            }
+            #expect(text.utf8.count > 1 << 16)
+            let responses = try await RawHTTP.exchange(port: port, send: text, expecting: count)
+            #expect(responses.count == count)
+            for (n, response) in responses.enumerated() {
+                if n % 2 == 0 {
+                    #expect(response.status == 204, "request \(n)")
+                } else {
+                    #expect(response.status == 200 && response.body == "\(n - 1)", "request \(n)")
+                }
+            }
+        }
+    }
+
     /// A graceful shutdown closes a wire-path connection with nothing in flight at once.
     @Test(.timeLimit(.minutes(1))) func aGracefulShutdownClosesAnIdleConnection() async throws {
         let app = makeApplication(
