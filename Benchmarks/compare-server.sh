@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The server end to end, side by side with etcd v3.4 on this machine: a three-member etcd
 # cluster (Debian's etcd-server, puts through its JSON gateway) and a three-node Flotilla
-# cluster (release build, loopback), each driven by the same wrk script with 64-byte values,
-# rounds interleaved (the machine is noisy: compare within a run), then `flotilla bench` on
-# Flotilla. Prints one line per run.
+# cluster (release build, loopback), each driven by the same wrk script with 64-byte values, and
+# each by `flotilla bench` (`--api etcd` for etcd's JSON gateway), rounds interleaved (the
+# machine is noisy: compare within a run). Prints one line per run.
 #
 # Manual only: CI never runs this (it needs etcd and wrk, and takes minutes).
 #   apt-get install -y etcd-server etcd-client wrk                # once
@@ -42,6 +42,27 @@ with_flotilla() {
     rm -rf "$dir"
 }
 
+# A three-member etcd cluster (as etcd_cluster.sh starts it); runs "$@" with $LEADER set to the
+# leader's client URL. For `flotilla bench --api etcd`: the same load generator on both.
+with_etcd() {
+    local dir pids=() i leader
+    dir="$(mktemp -d /tmp/etcd-compare.XXXX)"
+    local initial=e1=http://127.0.0.1:23801,e2=http://127.0.0.1:23802,e3=http://127.0.0.1:23803
+    for i in 1 2 3; do
+        etcd --name "e$i" --data-dir "$dir/e$i" --listen-peer-urls "http://127.0.0.1:2380$i" \
+            --initial-advertise-peer-urls "http://127.0.0.1:2380$i" --listen-client-urls "http://127.0.0.1:2379$i" \
+            --advertise-client-urls "http://127.0.0.1:2379$i" --initial-cluster "$initial" --initial-cluster-state new \
+            --log-level error --logger zap >"$dir/e$i.log" 2>&1 &
+        pids+=($!)
+    done
+    for _ in $(seq 50); do etcdctl --endpoints=127.0.0.1:23791 endpoint health >/dev/null 2>&1 && break; sleep 0.2; done
+    leader=$(ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:23791,127.0.0.1:23792,127.0.0.1:23793 endpoint status -w json \
+        | python3 -c 'import json,sys; d=json.load(sys.stdin); print([e["Endpoint"] for e in d if e["Status"]["leader"]==e["Status"]["header"]["member_id"]][0])')
+    LEADER="http://$leader" "$@"
+    kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
+    rm -rf "$dir"
+}
+
 # wrk's summary as one line: requests/s, p50, p99.
 summarize() {
     awk '/Requests\/sec/ {rps=$2} / 50%/ {p50=$2} / 99%/ {p99=$2} END {printf "%10s req/s  p50 %-8s p99 %s\n", rps, p50, p99}'
@@ -53,7 +74,7 @@ flotilla_wrk() {
 }
 
 flotilla_bench() {
-    "$flotilla" bench --endpoints "$LEADER" --clients "$1" --conns "$1" --val-size 64 --duration "${seconds}s" --no-progress --json \
+    "$flotilla" bench --api "${API:-flotilla}" --endpoints "$LEADER" --clients "$1" --conns "$1" --val-size 64 --duration "${seconds}s" --no-progress --json \
         | python3 -c 'import json,sys; s=json.load(sys.stdin); l=s["latencyMicroseconds"]; print("%10.0f req/s  p50 %.2fms  p99 %.2fms  errors %d" % (s["throughput"], l["p50"]/1000, l["p99"]/1000, s["errors"]))'
 }
 
@@ -62,6 +83,8 @@ for round in $(seq "$rounds"); do
     for c in $connections; do
         printf "round %d  %3d conns  etcd 3.4 wrk     " "$round" "$c"
         "$anchors/etcd_cluster.sh" "$c" "$seconds" 2>&1 | summarize
+        printf "round %d  %3d conns  etcd 3.4 bench   " "$round" "$c"
+        API=etcd with_etcd flotilla_bench "$c"
         printf "round %d  %3d conns  flotilla wrk     " "$round" "$c"
         with_flotilla flotilla_wrk "$c"
         printf "round %d  %3d conns  flotilla bench   " "$round" "$c"

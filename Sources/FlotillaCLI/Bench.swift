@@ -9,7 +9,10 @@ public struct Bench: AsyncParsableCommand {
             endpoint, until --total requests were sent or --duration passed (default: --total \
             10000). Each request is a GET with probability --read-ratio, else a PUT of --val-size \
             bytes, on a key drawn uniformly from --key-space keys. Latencies are those of the \
-            successful requests (a GET of an absent key counts as one), from an HDR histogram.
+            successful requests (a GET of an absent key counts as one), from an HDR histogram. \
+            With --api etcd the same load goes to an etcd v3 cluster's JSON gateway instead \
+            (POST /v3/kv/put and /v3/kv/range, keys and values base64), for a side-by-side \
+            comparison driven by one load generator.
             """)
 
     @OptionGroup public var options: EndpointOptions
@@ -41,6 +44,9 @@ public struct Bench: AsyncParsableCommand {
     @Option(help: "Failed requests tolerated: with more, the exit status is 1 (the summary is printed either way).")
     public var maxErrors: Int = 0
 
+    @Option(help: "The API the endpoints speak: flotilla (PUT/GET /v1/kv/KEY) or etcd (an etcd v3 JSON gateway).")
+    public var api: BenchAPI = .flotilla
+
     @Flag(help: "Do not draw the progress bar on stderr.")
     public var noProgress = false
 
@@ -70,7 +76,7 @@ public struct Bench: AsyncParsableCommand {
             if let duration, let seconds = parseDuration(duration) { .duration(seconds) } else { .total(total ?? 10_000) }
         return BenchConfiguration(
             endpoints: try parseEndpoints(options.endpoints), clients: clients, connections: conns,
-            keySize: keySize, valueSize: valSize, limit: limit, readRatio: readRatio, keySpace: keySpace)
+            keySize: keySize, valueSize: valSize, limit: limit, readRatio: readRatio, keySpace: keySpace, api: api)
     }
 
     public func run() async throws {
@@ -105,4 +111,13 @@ public struct Bench: AsyncParsableCommand {
             throw ExitCode(1)
         }
     }
+}
+
+/// What `flotilla bench` speaks to its endpoints.
+public enum BenchAPI: String, Sendable, Equatable, CaseIterable, ExpressibleByArgument {
+    /// `PUT /v1/kv/KEY` with the value as the body; `GET /v1/kv/KEY` (linearizable).
+    case flotilla
+    /// etcd v3's JSON gateway: `POST /v3/kv/put {"key","value"}` and `POST /v3/kv/range {"key"}`
+    /// (linearizable), keys and values base64.
+    case etcd
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Histogram
 import NIOCore
 import NIOHTTP1
@@ -150,13 +151,25 @@ final class BenchConnectionHandler: ChannelDuplexHandler {
             return
         }
         inFlight = request
-        let key = plan.key(Int.random(in: 0..<plan.keySpace, using: &rng))
+        let key = Int.random(in: 0..<plan.keySpace, using: &rng)
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: host)
-        if !request.isRead { headers.add(name: "Content-Length", value: plan.valueLength) }
-        let head = HTTPRequestHead(version: .http1_1, method: request.isRead ? .GET : .PUT, uri: "/v1/kv/" + key, headers: headers)
+        let head: HTTPRequestHead
+        let body: ByteBuffer?
+        switch plan.api {
+        case .flotilla:
+            if !request.isRead { headers.add(name: "Content-Length", value: plan.valueLength) }
+            head = HTTPRequestHead(version: .http1_1, method: request.isRead ? .GET : .PUT, uri: "/v1/kv/" + plan.key(key), headers: headers)
+            body = request.isRead ? nil : plan.value
+        case .etcd:
+            let json = plan.etcdBody(key: key, isRead: request.isRead, allocator: context.channel.allocator)
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Content-Length", value: String(json.readableBytes))
+            head = HTTPRequestHead(version: .http1_1, method: .POST, uri: request.isRead ? "/v3/kv/range" : "/v3/kv/put", headers: headers)
+            body = json
+        }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if !request.isRead { context.write(wrapOutboundOut(.body(.byteBuffer(plan.value))), promise: nil) }
+        if let body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 }
@@ -166,9 +179,13 @@ final class BenchPlan: Sendable {
     let progress: BenchProgress
     let readRatio: Double
     let keySpace: Int
+    let api: BenchAPI
     let value: ByteBuffer
     let valueLength: String
+    /// The keys as the API writes them: percent-encoded path segments, or base64 for etcd.
     private let keys: [String]
+    /// The value in base64, for etcd.
+    private let base64Value: String
     private let total: Int?
     private let deadline: NIODeadline?
     private let firstError: (@Sendable (String) -> Void)?
@@ -179,8 +196,16 @@ final class BenchPlan: Sendable {
         keySpace = configuration.keySpace
         value = ByteBuffer(repeating: UInt8(ascii: "v"), count: configuration.valueSize)
         valueLength = "\(configuration.valueSize)"
+        api = configuration.api
         // Encoded once: the request loop only picks one.
-        keys = (0..<configuration.keySpace).map { percentEncodePathSegment(configuration.key($0).utf8) }
+        switch configuration.api {
+        case .flotilla:
+            keys = (0..<configuration.keySpace).map { percentEncodePathSegment(configuration.key($0).utf8) }
+            base64Value = ""
+        case .etcd:
+            keys = (0..<configuration.keySpace).map { Data(configuration.key($0).utf8).base64EncodedString() }
+            base64Value = Data(repeating: UInt8(ascii: "v"), count: configuration.valueSize).base64EncodedString()
+        }
         switch configuration.limit {
         case .total(let n):
             total = n
@@ -193,6 +218,20 @@ final class BenchPlan: Sendable {
     }
 
     func key(_ n: Int) -> String { keys[n] }
+
+    /// The JSON body of an etcd request for key `n`: `{"key":…}` for a range (read),
+    /// `{"key":…,"value":…}` for a put.
+    func etcdBody(key n: Int, isRead: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 32 + keys[n].utf8.count + (isRead ? 0 : base64Value.utf8.count))
+        buffer.writeStaticString("{\"key\":\"")
+        buffer.writeString(keys[n])
+        if !isRead {
+            buffer.writeStaticString("\",\"value\":\"")
+            buffer.writeString(base64Value)
+        }
+        buffer.writeStaticString("\"}")
+        return buffer
+    }
 
     /// Whether the next request is a read, by the run's read ratio.
     func drawIsRead(using rng: inout some RandomNumberGenerator) -> Bool {

@@ -21,8 +21,12 @@ public struct BenchConfiguration: Sendable, Equatable {
     public var limit: Limit
     public var readRatio: Double
     public var keySpace: Int
+    public var api: BenchAPI
 
-    public init(endpoints: [String], clients: Int, connections: Int, keySize: Int, valueSize: Int, limit: Limit, readRatio: Double, keySpace: Int) {
+    public init(
+        endpoints: [String], clients: Int, connections: Int, keySize: Int, valueSize: Int, limit: Limit, readRatio: Double,
+        keySpace: Int, api: BenchAPI = .flotilla
+    ) {
         self.endpoints = endpoints
         self.clients = clients
         self.connections = connections
@@ -31,6 +35,7 @@ public struct BenchConfiguration: Sendable, Equatable {
         self.limit = limit
         self.readRatio = readRatio
         self.keySpace = keySpace
+        self.api = api
     }
 
     /// Key number `n` as `keySize` bytes: its decimal digits, left-padded with zeros (longer
