@@ -1,7 +1,6 @@
 import Foundation
 import Histogram
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import Synchronization
 
@@ -15,9 +14,9 @@ import Synchronization
 /// request queued or in flight; its latency is measured from when it was queued, so clients
 /// that outnumber connections see the wait for a free connection, as they would in a pool.
 final class BenchConnectionHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = Never
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundOut = ByteBuffer
 
     struct Pending {
         let began: NIODeadline
@@ -41,8 +40,7 @@ final class BenchConnectionHandler: ChannelDuplexHandler {
     private let claimed: Int
     private var queue = CircularBuffer<Pending>()
     private var inFlight: Pending?
-    private var status: UInt = 0
-    private var errorBody: [UInt8] = []
+    private var responses = BenchResponseParser()
     private var rng = SystemRandomNumberGenerator()
     private let done: BenchOutcomeBox
     private var result = BenchEngine.LoopResult()
@@ -64,21 +62,25 @@ final class BenchConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            status = head.status.code
-            errorBody.removeAll(keepingCapacity: true)
-        case .body(let buffer):
-            // Only a failure's body is kept (for the first-error message).
-            if !(200..<300).contains(status) && errorBody.count < 512 {
-                errorBody += buffer.readableBytesView.prefix(512 - errorBody.count)
+        var bytes = unwrapInboundIn(data)
+        let answered: [BenchResponseParser.Response]
+        do {
+            answered = try responses.feed(&bytes)
+        } catch {
+            if let request = inFlight {
+                inFlight = nil
+                record(request, failure: "a malformed response from \(host): \(error)")
+                if !plan.claim() { clients -= 1 } else { queue.append(Pending(began: .now(), isRead: plan.drawIsRead(using: &rng))) }
             }
-        case .end:
-            guard let request = inFlight else { return }
+            context.close(promise: nil)
+            return
+        }
+        for response in answered {
+            guard let request = inFlight else { continue }
             inFlight = nil
             // A GET of a key not written yet is a 404, not a failure.
-            let ok = (200..<300).contains(status) || (request.isRead && status == 404)
-            record(request, failure: ok ? nil : "\(status) \(FlotillaHTTPClient.errorMessage(errorBody))")
+            let ok = (200..<300).contains(response.status) || (request.isRead && response.status == 404)
+            record(request, failure: ok ? nil : "\(response.status) \(FlotillaHTTPClient.errorMessage(response.errorBody))")
             enqueueNext()
             sendNext(context: context)
         }
@@ -152,25 +154,7 @@ final class BenchConnectionHandler: ChannelDuplexHandler {
         }
         inFlight = request
         let key = Int.random(in: 0..<plan.keySpace, using: &rng)
-        var headers = HTTPHeaders()
-        headers.add(name: "Host", value: host)
-        let head: HTTPRequestHead
-        let body: ByteBuffer?
-        switch plan.api {
-        case .flotilla:
-            if !request.isRead { headers.add(name: "Content-Length", value: plan.valueLength) }
-            head = HTTPRequestHead(version: .http1_1, method: request.isRead ? .GET : .PUT, uri: "/v1/kv/" + plan.key(key), headers: headers)
-            body = request.isRead ? nil : plan.value
-        case .etcd:
-            let json = plan.etcdBody(key: key, isRead: request.isRead, allocator: context.channel.allocator)
-            headers.add(name: "Content-Type", value: "application/json")
-            headers.add(name: "Content-Length", value: String(json.readableBytes))
-            head = HTTPRequestHead(version: .http1_1, method: .POST, uri: request.isRead ? "/v3/kv/range" : "/v3/kv/put", headers: headers)
-            body = json
-        }
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if let body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(plan.request(key: key, isRead: request.isRead, host: host, allocator: context.channel.allocator)), promise: nil)
     }
 }
 
@@ -217,19 +201,42 @@ final class BenchPlan: Sendable {
         self.firstError = firstError
     }
 
-    func key(_ n: Int) -> String { keys[n] }
-
-    /// The JSON body of an etcd request for key `n`: `{"key":…}` for a range (read),
-    /// `{"key":…,"value":…}` for a put.
-    func etcdBody(key n: Int, isRead: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 32 + keys[n].utf8.count + (isRead ? 0 : base64Value.utf8.count))
-        buffer.writeStaticString("{\"key\":\"")
-        buffer.writeString(keys[n])
-        if !isRead {
-            buffer.writeStaticString("\",\"value\":\"")
-            buffer.writeString(base64Value)
+    /// The bytes of a request for key `n`: `PUT`/`GET /v1/kv/KEY`, or for etcd `POST
+    /// /v3/kv/put {"key","value"}` / `POST /v3/kv/range {"key"}`.
+    func request(key n: Int, isRead: Bool, host: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 96 + keys[n].utf8.count + host.utf8.count + value.readableBytes + base64Value.utf8.count)
+        switch api {
+        case .flotilla:
+            buffer.writeStaticString(isRead ? "GET /v1/kv/" : "PUT /v1/kv/")
+            buffer.writeString(keys[n])
+            buffer.writeStaticString(" HTTP/1.1\r\nHost: ")
+            buffer.writeString(host)
+            if isRead {
+                buffer.writeStaticString("\r\n\r\n")
+            } else {
+                buffer.writeStaticString("\r\nContent-Length: ")
+                buffer.writeString(valueLength)
+                buffer.writeStaticString("\r\n\r\n")
+                buffer.writeImmutableBuffer(value)
+            }
+        case .etcd:
+            // {"key":"…"} or {"key":"…","value":"…"}
+            let framing = #"{"key":""#.utf8.count + #""}"#.utf8.count
+            let valueField = #"","value":""#.utf8.count + base64Value.utf8.count
+            let bodyLength = framing + keys[n].utf8.count + (isRead ? 0 : valueField)
+            buffer.writeStaticString(isRead ? "POST /v3/kv/range" : "POST /v3/kv/put")
+            buffer.writeStaticString(" HTTP/1.1\r\nHost: ")
+            buffer.writeString(host)
+            buffer.writeStaticString("\r\nContent-Type: application/json\r\nContent-Length: ")
+            buffer.writeString(String(bodyLength))
+            buffer.writeStaticString("\r\n\r\n{\"key\":\"")
+            buffer.writeString(keys[n])
+            if !isRead {
+                buffer.writeStaticString("\",\"value\":\"")
+                buffer.writeString(base64Value)
+            }
+            buffer.writeStaticString("\"}")
         }
-        buffer.writeStaticString("\"}")
         return buffer
     }
 

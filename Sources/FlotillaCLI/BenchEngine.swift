@@ -135,7 +135,6 @@ public struct BenchEngine: Sendable {
                     .channelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
                             let pipeline = channel.pipeline.syncOperations
-                            try pipeline.addHTTPClientHandlers()
                             try pipeline.addHandler(IdleStateHandler(readTimeout: .seconds(30)))
                             try pipeline.addHandler(BenchConnectionHandler(
                                 plan: plan, host: "\(host):\(port)", clients: active, claimed: preclaimed, done: box))

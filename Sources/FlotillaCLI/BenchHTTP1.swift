@@ -1,0 +1,179 @@
+import NIOCore
+
+/// The HTTP/1.1 responses on a `flotilla bench` connection, read straight from its bytes: each
+/// response's status, and the start of a failure's body (for the first-error message).
+///
+/// Why not NIO's HTTP client codec: on a machine the bench shares with the servers it
+/// measures, its encoder and decoder were a third of the bench's CPU, and that CPU comes out of
+/// the servers' throughput — unequally, the faster server losing more. The bench sends one
+/// plain request at a time and needs only the status and the framing, so this reads exactly
+/// that: bodies framed by `Content-Length` or chunked (as etcd's gateway may send), no body for
+/// 1xx, 204 and 304. Anything else is malformed, and the connection is given up.
+struct BenchResponseParser {
+    struct Response: Equatable {
+        var status: Int
+        /// The start of the body of a response that is not a 2xx (at most `keptBodyBytes`).
+        var errorBody: [UInt8]
+    }
+
+    struct Malformed: Error, Equatable, CustomStringConvertible {
+        var description: String
+    }
+
+    static let keptBodyBytes = 512
+    static let maxHeadBytes = 16 * 1024
+
+    private enum State {
+        case head
+        case body(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkEnd
+        case trailers
+    }
+
+    private var state = State.head
+    private var pending = ByteBuffer()
+    private var status = 0
+    private var errorBody: [UInt8] = []
+
+    /// Takes `bytes` and returns the responses they complete, in order.
+    mutating func feed(_ bytes: inout ByteBuffer) throws(Malformed) -> [Response] {
+        if pending.readableBytes == 0 {
+            pending = bytes
+        } else {
+            pending.writeBuffer(&bytes)
+        }
+        var responses: [Response] = []
+        while let response = try next() { responses.append(response) }
+        if pending.readableBytes == 0 { pending.clear() } else if pending.readerIndex > 1 << 16 { pending.discardReadBytes() }
+        return responses
+    }
+
+    /// The next complete response in `pending`, nil when more bytes are needed.
+    private mutating func next() throws(Malformed) -> Response? {
+        while true {
+            switch state {
+            case .head:
+                guard let head = try takeLine(endingWith: "\r\n\r\n", limit: Self.maxHeadBytes) else { return nil }
+                let (status, framing) = try Self.parseHead(head)
+                self.status = status
+                errorBody = []
+                switch framing {
+                case .none:
+                    if status < 200 { continue }  // an interim response: the real one follows
+                    return finish()
+                case .length(let length):
+                    state = .body(remaining: length)
+                case .chunked:
+                    state = .chunkSize
+                }
+            case .body(let remaining):
+                let count = min(remaining, pending.readableBytes)
+                keepBody(count)
+                if remaining - count > 0 {
+                    state = .body(remaining: remaining - count)
+                    return nil
+                }
+                return finish()
+            case .chunkSize:
+                guard let line = try takeLine(endingWith: "\r\n", limit: 1024) else { return nil }
+                let digits = line.prefix { $0 != UInt8(ascii: ";") && $0 != UInt8(ascii: " ") }
+                guard !digits.isEmpty, digits.count <= 15, let size = Int(String(decoding: digits, as: UTF8.self), radix: 16) else {
+                    throw Malformed(description: "a bad chunk size line")
+                }
+                state = size == 0 ? .trailers : .chunkData(remaining: size)
+            case .chunkData(let remaining):
+                let count = min(remaining, pending.readableBytes)
+                keepBody(count)
+                if remaining - count > 0 {
+                    state = .chunkData(remaining: remaining - count)
+                    return nil
+                }
+                state = .chunkEnd
+            case .chunkEnd:
+                guard pending.readableBytes >= 2 else { return nil }
+                guard pending.readBytes(length: 2) == [13, 10] else { throw Malformed(description: "a chunk not followed by CRLF") }
+                state = .chunkSize
+            case .trailers:
+                guard let line = try takeLine(endingWith: "\r\n", limit: Self.maxHeadBytes) else { return nil }
+                if line.isEmpty { return finish() }
+            }
+        }
+    }
+
+    private mutating func finish() -> Response {
+        state = .head
+        return Response(status: status, errorBody: errorBody)
+    }
+
+    /// Drops `count` body bytes, keeping the start of a failure's body.
+    private mutating func keepBody(_ count: Int) {
+        guard count > 0 else { return }
+        if !(200..<300).contains(status) && errorBody.count < Self.keptBodyBytes {
+            errorBody += pending.readableBytesView.prefix(min(count, Self.keptBodyBytes - errorBody.count))
+        }
+        pending.moveReaderIndex(forwardBy: count)
+    }
+
+    /// The bytes before the next `terminator` (consumed with it), nil if it has not arrived.
+    private mutating func takeLine(endingWith terminator: StaticString, limit: Int) throws(Malformed) -> [UInt8]? {
+        let view = pending.readableBytesView
+        let end = terminator.withUTF8Buffer { terminator -> Int? in
+            var i = view.startIndex
+            while i + terminator.count <= view.endIndex {
+                if view[i] == terminator[0] && view[i..<(i + terminator.count)].elementsEqual(terminator) { return i - view.startIndex }
+                i += 1
+            }
+            return nil
+        }
+        guard let end else {
+            if pending.readableBytes > limit { throw Malformed(description: "a line or head over \(limit) bytes") }
+            return nil
+        }
+        let line = pending.readBytes(length: end) ?? []
+        pending.moveReaderIndex(forwardBy: terminator.utf8CodeUnitCount)
+        return line
+    }
+
+    private enum Framing: Equatable {
+        case none, length(Int), chunked
+    }
+
+    /// The status line's code and how the body is framed.
+    private static func parseHead(_ head: [UInt8]) throws(Malformed) -> (Int, Framing) {
+        let lines = head.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { line in
+            line.last == UInt8(ascii: "\r") ? line.dropLast() : line
+        }
+        guard let statusLine = lines.first, statusLine.starts(with: Array("HTTP/1.".utf8)), statusLine.count >= 12,
+              let status = Int(String(decoding: statusLine.dropFirst(9).prefix(3), as: UTF8.self)), (100...599).contains(status)
+        else { throw Malformed(description: "not an HTTP/1.x status line") }
+        var length: Int?
+        var chunked = false
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { throw Malformed(description: "a header line without a colon") }
+            let name = String(decoding: line[..<colon], as: UTF8.self).lowercased()
+            let value = String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingSpaces.lowercased()
+            switch name {
+            case "content-length":
+                guard let n = Int(value), n >= 0, length == nil || length == n else { throw Malformed(description: "a bad Content-Length") }
+                length = n
+            case "transfer-encoding":
+                chunked = value.split(separator: ",").last.map { $0.trimmingSpaces == "chunked" } ?? false
+                if !chunked { throw Malformed(description: "a transfer coding other than chunked: \(value)") }
+            default:
+                break
+            }
+        }
+        if status < 200 || status == 204 || status == 304 { return (status, .none) }
+        if chunked { return (status, .chunked) }
+        guard let length else { throw Malformed(description: "a response without Content-Length or chunked framing") }
+        return (status, length == 0 ? .none : .length(length))
+    }
+}
+
+extension StringProtocol {
+    fileprivate var trimmingSpaces: String {
+        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+    }
+}
