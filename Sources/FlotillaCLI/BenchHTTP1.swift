@@ -140,29 +140,36 @@ struct BenchResponseParser {
         case none, length(Int), chunked
     }
 
-    /// The status line's code and how the body is framed.
+    /// The status line's code and how the body is framed. On bytes: a response is read per
+    /// request, and strings per header line cost more than the rest of the bench.
     private static func parseHead(_ head: [UInt8]) throws(Malformed) -> (Int, Framing) {
-        let lines = head.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { line in
-            line.last == UInt8(ascii: "\r") ? line.dropLast() : line
-        }
-        guard let statusLine = lines.first, statusLine.starts(with: Array("HTTP/1.".utf8)), statusLine.count >= 12,
-              let status = Int(String(decoding: statusLine.dropFirst(9).prefix(3), as: UTF8.self)), (100...599).contains(status)
-        else { throw Malformed(description: "not an HTTP/1.x status line") }
         var length: Int?
         var chunked = false
-        for line in lines.dropFirst() {
+        var status = 0
+        var lineStart = 0
+        var isStatusLine = true
+        while lineStart <= head.count {
+            var lineEnd = lineStart
+            while lineEnd < head.count && head[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+            let line = head[lineStart..<(lineEnd > lineStart && head[lineEnd - 1] == UInt8(ascii: "\r") ? lineEnd - 1 : lineEnd)]
+            lineStart = lineEnd + 1
+            if isStatusLine {
+                isStatusLine = false
+                status = try statusCode(line)
+                continue
+            }
             guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { throw Malformed(description: "a header line without a colon") }
-            let name = String(decoding: line[..<colon], as: UTF8.self).lowercased()
-            let value = String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingSpaces.lowercased()
-            switch name {
-            case "content-length":
-                guard let n = Int(value), n >= 0, length == nil || length == n else { throw Malformed(description: "a bad Content-Length") }
+            let value = trimmed(line[(colon + 1)...])
+            if equalsIgnoringCase(line[..<colon], "content-length") {
+                guard let n = decimal(value), length == nil || length == n else { throw Malformed(description: "a bad Content-Length") }
                 length = n
-            case "transfer-encoding":
-                chunked = value.split(separator: ",").last.map { $0.trimmingSpaces == "chunked" } ?? false
-                if !chunked { throw Malformed(description: "a transfer coding other than chunked: \(value)") }
-            default:
-                break
+            } else if equalsIgnoringCase(line[..<colon], "transfer-encoding") {
+                // The last coding must be chunked (RFC 9112 §6.3); nothing else is read here.
+                let last = value.lastIndex(of: UInt8(ascii: ",")).map { trimmed(value[($0 + 1)...]) } ?? value
+                guard equalsIgnoringCase(last, "chunked") else {
+                    throw Malformed(description: "a transfer coding other than chunked: \(String(decoding: value, as: UTF8.self))")
+                }
+                chunked = true
             }
         }
         if status < 200 || status == 204 || status == 304 { return (status, .none) }
@@ -170,10 +177,41 @@ struct BenchResponseParser {
         guard let length else { throw Malformed(description: "a response without Content-Length or chunked framing") }
         return (status, length == 0 ? .none : .length(length))
     }
-}
 
-extension StringProtocol {
-    fileprivate var trimmingSpaces: String {
-        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+    /// `HTTP/1.x DDD ...`: the code.
+    private static func statusCode(_ line: ArraySlice<UInt8>) throws(Malformed) -> Int {
+        let prefix = Array("HTTP/1.".utf8)
+        guard line.count >= 12, line.starts(with: prefix), line[line.startIndex + 8] == UInt8(ascii: " "),
+              let code = decimal(line[(line.startIndex + 9)..<(line.startIndex + 12)]), (100...599).contains(code)
+        else { throw Malformed(description: "not an HTTP/1.x status line") }
+        return code
+    }
+
+    private static func trimmed(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        var bytes = bytes
+        while let first = bytes.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { bytes.removeFirst() }
+        while let last = bytes.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { bytes.removeLast() }
+        return bytes
+    }
+
+    /// ASCII letters in either case against `lowercase`.
+    private static func equalsIgnoringCase(_ bytes: ArraySlice<UInt8>, _ lowercase: StaticString) -> Bool {
+        lowercase.withUTF8Buffer { expected in
+            bytes.count == expected.count && zip(bytes, expected).allSatisfy { byte, letter in
+                byte == letter || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") && byte | 0x20 == letter)
+            }
+        }
+    }
+
+    /// 1 to 18 decimal digits, nothing else.
+    private static func decimal(_ bytes: ArraySlice<UInt8>) -> Int? {
+        guard (1...18).contains(bytes.count) else { return nil }
+        var value = 0
+        for byte in bytes {
+            let digit = byte &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            value = value * 10 + Int(digit)
+        }
+        return value
     }
 }
