@@ -15,9 +15,9 @@ import NIOCore
 ///
 /// It answers exactly what the router answers: the same route matching (`KeyRoute`), key
 /// parsing (`HTTPAPI.pathKey(raw:)`), operation (`HTTPAPI.perform`) and error bodies
-/// (`APIError(answering:)`), and the bytes Hummingbird writes for them (`PlainAnswer`'s
-/// `http1Bytes`); the API's tests run through both. What it takes is narrow on purpose
-/// (`WireKeyRequest`): HTTP/1.1, `Content-Length` bodies within the value limit, well-formed
+/// (`APIError(answering:)`), and the bytes Hummingbird writes for them
+/// (`PlainAnswer.writeHTTP1`); the API's tests run through both, and one compares the bytes.
+/// What it takes is narrow on purpose (`WireKeyRequest`): HTTP/1.1, `Content-Length` bodies within the value limit, well-formed
 /// plain header fields. A query string, chunked bodies, `Expect`, HTTP/1.0, another route,
 /// anything malformed: the decoder and the router, which are the reference, see the bytes as
 /// they came, starting at that request's first byte.
