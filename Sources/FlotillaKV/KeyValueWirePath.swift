@@ -17,10 +17,10 @@ import NIOCore
 /// parsing (`HTTPAPI.pathKey(raw:)`), operation (`HTTPAPI.perform`) and error bodies
 /// (`APIError(answering:)`), and the bytes Hummingbird writes for them
 /// (`PlainAnswer.writeHTTP1`); the API's tests run through both, and one compares the bytes.
-/// What it takes is narrow on purpose (`WireKeyRequest`): HTTP/1.1, `Content-Length` bodies within the value limit, well-formed
-/// plain header fields. A query string, chunked bodies, `Expect`, HTTP/1.0, another route,
-/// anything malformed: the decoder and the router, which are the reference, see the bytes as
-/// they came, starting at that request's first byte.
+/// What it takes is narrow on purpose (`WireKeyRequest`): HTTP/1.1, `Content-Length` bodies
+/// within the value limit, well-formed plain header fields. A query string, chunked bodies,
+/// `Expect`, HTTP/1.0, another route, anything malformed: the decoder and the router, which
+/// are the reference, see the bytes as they came, starting at that request's first byte.
 ///
 /// HTTP/1.1 answers in request order: one request is served at a time, and the bytes of
 /// pipelined requests wait (and the socket is not read further) until its answer is written.
