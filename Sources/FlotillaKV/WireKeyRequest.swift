@@ -60,13 +60,9 @@ struct WireKeyRequest: Equatable {
                 // NIO reads `close` followed by a tab as no close (found by the differential
                 // test): tabs in this field are left to it.
                 guard !line.contains(where: { bytes[$0] == tab }) else { return .unsupported }
-                for token in connectionTokens(bytes, field.value) {
-                    switch token {
-                    case .close: closeAfter = true
-                    case .upgrade: return .unsupported
-                    case .other: break
-                    }
-                }
+                let options = connectionOptions(bytes, field.value)
+                if options.upgrade { return .unsupported }
+                if options.close { closeAfter = true }
             case .transferEncoding, .expect, .upgrade:
                 return .unsupported
             case .other:
@@ -118,11 +114,10 @@ struct WireKeyRequest: Equatable {
     /// `METHOD SP /target SP HTTP/1.1`, the method one of those of the key routes, the target
     /// visible ASCII.
     private static func parseRequestLine(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) -> (HTTPRequest.Method, String)? {
-        let version = Array("HTTP/1.1".utf8)
-        guard line.count > version.count + 4 else { return nil }
-        let versionStart = line.upperBound - version.count
-        for (offset, byte) in version.enumerated() where bytes[versionStart + offset] != byte { return nil }
-        guard bytes[versionStart - 1] == space else { return nil }
+        let version: StaticString = "HTTP/1.1"
+        guard line.count > version.utf8CodeUnitCount + 4 else { return nil }
+        let versionStart = line.upperBound - version.utf8CodeUnitCount
+        guard matches(bytes, versionStart, version), bytes[versionStart - 1] == space else { return nil }
 
         var methodEnd = line.lowerBound
         while methodEnd < versionStart - 1 && bytes[methodEnd] != space { methodEnd += 1 }
@@ -169,13 +164,11 @@ struct WireKeyRequest: Equatable {
             colon += 1
         }
         guard colon > line.lowerBound, colon < line.upperBound else { return nil }
-        var start = colon + 1, end = line.upperBound
-        for i in start..<end {
+        let value = (colon + 1)..<line.upperBound
+        for i in value {
             let byte = bytes[i]
             guard byte == tab || byte >= space && byte != 0x7F else { return nil }
         }
-        while start < end && (bytes[start] == space || bytes[start] == tab) { start += 1 }
-        while end > start && (bytes[end - 1] == space || bytes[end - 1] == tab) { end -= 1 }
 
         let name: FieldName
         switch colon - line.lowerBound {
@@ -186,7 +179,7 @@ struct WireKeyRequest: Equatable {
         case 7 where equalsIgnoringCase(bytes, line.lowerBound, "upgrade"): name = .upgrade
         default: name = .other
         }
-        return Field(name: name, value: start..<end)
+        return Field(name: name, value: trimmingWhitespace(bytes, value))
     }
 
     /// RFC 9110's tchar.
@@ -218,27 +211,26 @@ struct WireKeyRequest: Equatable {
         return value
     }
 
-    private enum ConnectionToken { case close, upgrade, other }
-
-    /// The comma-separated options of a Connection field.
-    private static func connectionTokens(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> [ConnectionToken] {
-        var tokens: [ConnectionToken] = []
+    /// Whether the comma-separated options of a Connection field include `close`, `upgrade`.
+    private static func connectionOptions(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> (close: Bool, upgrade: Bool) {
+        var options = (close: false, upgrade: false)
         var start = range.lowerBound
         while start <= range.upperBound {
             var end = start
             while end < range.upperBound && bytes[end] != UInt8(ascii: ",") { end += 1 }
-            var (low, high) = (start, end)
-            while low < high && (bytes[low] == space || bytes[low] == tab) { low += 1 }
-            while high > low && (bytes[high - 1] == space || bytes[high - 1] == tab) { high -= 1 }
-            if high - low == 5 && equalsIgnoringCase(bytes, low, "close") {
-                tokens.append(.close)
-            } else if high - low == 7 && equalsIgnoringCase(bytes, low, "upgrade") {
-                tokens.append(.upgrade)
-            } else {
-                tokens.append(.other)
-            }
+            let token = trimmingWhitespace(bytes, start..<end)
+            if token.count == 5 && equalsIgnoringCase(bytes, token.lowerBound, "close") { options.close = true }
+            if token.count == 7 && equalsIgnoringCase(bytes, token.lowerBound, "upgrade") { options.upgrade = true }
             start = end + 1
         }
-        return tokens
+        return options
+    }
+
+    /// `range` without the spaces and tabs at either end.
+    private static func trimmingWhitespace(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Range<Int> {
+        var (start, end) = (range.lowerBound, range.upperBound)
+        while start < end && (bytes[start] == space || bytes[start] == tab) { start += 1 }
+        while end > start && (bytes[end - 1] == space || bytes[end - 1] == tab) { end -= 1 }
+        return start..<end
     }
 }
