@@ -13,21 +13,15 @@ extension FlotillaNode {
     /// `.cancelled` the command may still be applied.
     public func apply(_ command: [UInt8]) async throws(FlotillaError) -> Machine.Response {
         try checkRunning()
-        let size = command.count + ProposalEnvelope.headerSize
-        guard size <= configuration.maxProposalSize else {
-            throw .proposalTooLarge(size: command.count, limit: configuration.maxProposalSize - ProposalEnvelope.headerSize)
-        }
+        if let tooLarge = proposalSizeError(command) { throw tooLarge }
         metrics.proposals.increment()
         do {
             let deadline = ContinuousClock.now + configuration.requestTimeout
             try await waitForLeader(until: deadline)
             let id = ids.make()
-            let data = ProposalEnvelope(requestID: id, command: command).encoded()
             return try await park(id) { (continuation: Waiters<Machine.Response>.Continuation) in
                 writes.register(id, deadline: deadline, continuation)
-                // Proposed with the others gathered before the next Ready: one message.
-                batch.commands.append(data)
-                batch.proposalIDs.append(id)
+                batchProposal(command, id: id)
                 wake()
             }
         } catch {
@@ -143,6 +137,19 @@ extension FlotillaNode {
     }
 
     // MARK: Helpers
+
+    /// `.proposalTooLarge` for a command over `maxProposalSize` once enveloped; nil when it fits.
+    func proposalSizeError(_ command: [UInt8]) -> FlotillaError? {
+        let limit = configuration.maxProposalSize - ProposalEnvelope.headerSize
+        return command.count <= limit ? nil : .proposalTooLarge(size: command.count, limit: limit)
+    }
+
+    /// Adds write `id` to the batch: proposed with the others gathered before the next Ready,
+    /// in one message.
+    func batchProposal(_ command: [UInt8], id: UInt64) {
+        batch.commands.append(ProposalEnvelope(requestID: id, command: command).encoded())
+        batch.proposalIDs.append(id)
+    }
 
     func checkRunning() throws(FlotillaError) {
         switch lifecycle {

@@ -77,10 +77,8 @@ extension FlotillaNode {
             return inbox.waiting
         }
         for submission in waiting {
-            let size = submission.command.count + ProposalEnvelope.headerSize
-            guard size <= configuration.maxProposalSize else {
-                let limit = configuration.maxProposalSize - ProposalEnvelope.headerSize
-                submission.completion(.failure(.proposalTooLarge(size: submission.command.count, limit: limit)))
+            if let tooLarge = proposalSizeError(submission.command) {
+                submission.completion(.failure(tooLarge))
                 continue
             }
             guard leader != 0 else {
@@ -100,8 +98,7 @@ extension FlotillaNode {
                 if case .failure = outcome { failed.increment() }
                 submission.completion(outcome)
             }
-            batch.commands.append(ProposalEnvelope(requestID: id, command: submission.command).encoded())
-            batch.proposalIDs.append(id)
+            batchProposal(submission.command, id: id)
         }
     }
 }

@@ -49,8 +49,9 @@ struct Waiters<Value: Sendable> {
         waiters[id] = Waiter(completion: .callback(callback), deadline: deadline, expiry: expiry, key: key)
     }
 
-    /// Resumes `id`'s request (or calls its callback) with `outcome`. False when nobody waits (it timed out, was
-    /// cancelled, or was proposed by another node or an earlier run of this one).
+    /// Resumes `id`'s request (or calls its callback) with `outcome`. False when nobody waits
+    /// (it timed out, was cancelled, or was proposed by another node or an earlier run of this
+    /// one).
     @discardableResult
     mutating func resolve(_ id: UInt64, _ outcome: Result<Value, FlotillaError>) -> Bool {
         guard let waiter = waiters.removeValue(forKey: id) else { return false }
