@@ -136,7 +136,7 @@ public final class DiskStorage: Storage, Sendable {
             try fileSystem.syncDirectory(directory)
         }
         let walDirectory = joinPath(directory, "wal")
-        let snapshots = SnapshotFiles(directory: joinPath(directory, "snap"), fileSystem: fileSystem, logger: logger)
+        let snapshots = SnapshotFiles(directory: snapDirectory, fileSystem: fileSystem, logger: logger)
         let memory = MemoryStorage()
         if !WAL.exists(directory: walDirectory, fileSystem: fileSystem) {
             let wal = try WAL.create(

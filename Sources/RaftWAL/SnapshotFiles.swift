@@ -191,7 +191,7 @@ struct SnapshotFileFrame {
 
         // The checksum covers the raftpb encoding: the data field's header, the data, the metadata.
         var crc = CRC32C.update(0, with: dataField)
-        crc = snapshot.data.withUnsafeBytes { CRC32C.update(crc, buffer: $0) }
+        crc = CRC32C.update(crc, with: snapshot.data)
         crc = CRC32C.update(crc, with: tail)
 
         var head: [UInt8] = [0x08]
