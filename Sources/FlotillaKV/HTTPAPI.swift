@@ -274,13 +274,7 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
         case .delete(let key):
             replica.write(key: key, value: nil) { completion($0.map { _ in .applied }) }
         case .get:
-            Task {
-                do {
-                    completion(.success(try await perform(operation)))
-                } catch {
-                    completion(.failure(error))
-                }
-            }
+            completeInTask(completion) { try await perform(operation) }
         }
     }
 

@@ -44,16 +44,22 @@ extension KeyValueReplica {
 
     /// `put` or `delete` in a task of its own.
     public func write(key: [UInt8], value: [UInt8]?, completion: @escaping @Sendable (Result<KeyValueStore.Outcome, any Error>) -> Void) {
-        Task {
-            do {
-                if let value {
-                    completion(.success(try await put(key: key, value: value)))
-                } else {
-                    completion(.success(try await delete(key: key)))
-                }
-            } catch {
-                completion(.failure(error))
-            }
+        completeInTask(completion) {
+            if let value { try await put(key: key, value: value) } else { try await delete(key: key) }
+        }
+    }
+}
+
+/// Runs `body` in a task of its own and hands its outcome to `completion`: the completion-handler
+/// form of an async call.
+func completeInTask<T: Sendable>(
+    _ completion: @escaping @Sendable (Result<T, any Error>) -> Void, _ body: @escaping @Sendable () async throws -> T
+) {
+    Task {
+        do {
+            completion(.success(try await body()))
+        } catch {
+            completion(.failure(error))
         }
     }
 }
