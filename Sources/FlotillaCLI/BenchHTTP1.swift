@@ -69,10 +69,9 @@ struct BenchResponseParser {
                     state = .chunkSize
                 }
             case .body(let remaining):
-                let count = min(remaining, pending.readableBytes)
-                keepBody(count)
-                if remaining - count > 0 {
-                    state = .body(remaining: remaining - count)
+                let rest = takeBody(remaining)
+                if rest > 0 {
+                    state = .body(remaining: rest)
                     return nil
                 }
                 return finish()
@@ -84,10 +83,9 @@ struct BenchResponseParser {
                 }
                 state = size == 0 ? .trailers : .chunkData(remaining: size)
             case .chunkData(let remaining):
-                let count = min(remaining, pending.readableBytes)
-                keepBody(count)
-                if remaining - count > 0 {
-                    state = .chunkData(remaining: remaining - count)
+                let rest = takeBody(remaining)
+                if rest > 0 {
+                    state = .chunkData(remaining: rest)
                     return nil
                 }
                 state = .chunkEnd
@@ -107,13 +105,15 @@ struct BenchResponseParser {
         return Response(status: status, errorBody: errorBody)
     }
 
-    /// Drops `count` body bytes, keeping the start of a failure's body.
-    private mutating func keepBody(_ count: Int) {
-        guard count > 0 else { return }
-        if !(200..<300).contains(status) && errorBody.count < Self.keptBodyBytes {
+    /// Takes up to `remaining` body bytes from `pending`, keeping the start of a failure's
+    /// body; returns how many are still to come.
+    private mutating func takeBody(_ remaining: Int) -> Int {
+        let count = min(remaining, pending.readableBytes)
+        if count > 0 && !(200..<300).contains(status) && errorBody.count < Self.keptBodyBytes {
             errorBody += pending.readableBytesView.prefix(min(count, Self.keptBodyBytes - errorBody.count))
         }
         pending.moveReaderIndex(forwardBy: count)
+        return remaining - count
     }
 
     /// The bytes before the next `terminator` (consumed with it), nil if it has not arrived.
@@ -180,8 +180,7 @@ struct BenchResponseParser {
 
     /// `HTTP/1.x DDD ...`: the code.
     private static func statusCode(_ line: ArraySlice<UInt8>) throws(Malformed) -> Int {
-        let prefix = Array("HTTP/1.".utf8)
-        guard line.count >= 12, line.starts(with: prefix), line[line.startIndex + 8] == UInt8(ascii: " "),
+        guard line.count >= 12, line.starts(with: "HTTP/1.".utf8), line[line.startIndex + 8] == UInt8(ascii: " "),
               let code = decimal(line[(line.startIndex + 9)..<(line.startIndex + 12)]), (100...599).contains(code)
         else { throw Malformed(description: "not an HTTP/1.x status line") }
         return code
