@@ -70,7 +70,8 @@ final class BenchConnectionHandler: ChannelDuplexHandler {
             if let request = inFlight {
                 inFlight = nil
                 record(request, failure: "a malformed response from \(host): \(error)")
-                if !plan.claim() { clients -= 1 } else { queue.append(Pending(began: .now(), isRead: plan.drawIsRead(using: &rng))) }
+                // Its client's next request goes to the next connection with the queue.
+                enqueueNext()
             }
             context.close(promise: nil)
             return
