@@ -203,7 +203,7 @@ extension FlotillaNode {
 
             if savedHere {
                 try Self.timedSave(ready, storage, metrics.walSave)
-            } else if mustSave && inFlight == nil {
+            } else if mustSave {  // a follower's (a leader's went to the disk thread above)
                 inFlight = flight
                 save(ready)
                 return
