@@ -98,7 +98,11 @@ public final class RawNode {
     }
 
     /// Steps a message received from a peer. Local message types are refused
-    /// (`stepLocalMessage`), as are responses from nodes outside the configuration (`stepPeerNotFound`).
+    /// (`stepLocalMessage`), as are responses from nodes outside the configuration
+    /// (`stepPeerNotFound`) and messages whose values no correct peer sends (`invalidMessage`,
+    /// saying why): a term or index beyond any cluster's lifetime, an append whose entries do not
+    /// follow it, a heartbeat committing beyond this log, an acknowledgement beyond what this
+    /// leader sent, a second leader in a term. A refused message changes nothing.
     public func step(_ message: Message) throws {
         if message.type.isLocal { throw RaftError.stepLocalMessage }
         // Only proposals and read requests forwarded to a leader travel without a term; any other
@@ -106,32 +110,11 @@ public final class RawNode {
         if message.term == 0 && message.type != .proposal && message.type != .readIndex {
             throw RaftError.invalidMessage("\(message.type) from \(message.from) carries no term")
         }
-        if message.type == .append, let problem = Self.appendProblem(message) {
-            throw RaftError.invalidMessage("append from \(message.from): \(problem)")
-        }
         if message.type.isResponse && !core.tracker.progress.contains(message.from) {
             throw RaftError.stepPeerNotFound
         }
+        if let problem = core.refusal(of: message) { throw RaftError.invalidMessage(problem) }
         try core.step(message)
-    }
-
-    /// Why an append from the network cannot be a leader's (its entries must follow `index`
-    /// one by one, with terms that never decrease and never pass the message's term), or nil.
-    /// The log relies on this and would stop the process otherwise.
-    static func appendProblem(_ m: Message) -> String? {
-        var expected = m.index
-        var lastTerm = m.logTerm
-        for e in m.entries {
-            guard expected < .max, e.index == expected + 1 else {
-                return "entry index \(e.index) does not follow \(expected)"
-            }
-            guard e.term >= lastTerm, e.term <= m.term else {
-                return "entry \(e.index) has term \(e.term), outside [\(lastTerm), \(m.term)]"
-            }
-            expected = e.index
-            lastTerm = e.term
-        }
-        return nil
     }
 
     /// Whether there is anything to persist, send or apply.
