@@ -144,7 +144,7 @@ public final class ClusterSimulator {
 
     enum Action: CaseIterable {
         case tickOne, tickAll, deliverOldest, deliverRandom, deliverBurst, duplicate, drop, propose, read,
-            confChange, transfer, partition, heal, crash, restart, compact
+            confChange, transfer, partition, heal, crash, restart, compact, forge
     }
 
     func weight(_ a: Action) -> UInt64 {
@@ -170,6 +170,7 @@ public final class ClusterSimulator {
         case .crash: return f.contains(.crashes) ? 1 : 0
         case .restart: return nodes.values.contains { $0.raw == nil && !$0.removed } ? 4 : 0
         case .compact: return f.contains(.compaction) ? 2 : 0
+        case .forge: return f.contains(.forgedMessages) ? 10 : 0
         }
     }
 
@@ -254,6 +255,8 @@ public final class ClusterSimulator {
             }
         case .compact:
             compact()
+        case .forge:
+            forge()
         }
     }
 

@@ -83,6 +83,12 @@ public struct SimulationFeatures: OptionSet, Sendable, Hashable {
     /// simulator delays them without bound. Not in `.all`, so lease-read runs make no transfers.
     public static let leaseReadsDuringTransfer = SimulationFeatures(rawValue: 1 << 11)
 
+    /// Messages no correct peer sends, stepped into live nodes beside the real traffic (see
+    /// `ClusterSimulator.forge()`): from strangers, with values beyond `Message.valueCeiling`,
+    /// with in-range values the gate must refuse, and stale copies with random values. Not in
+    /// `.all`: it adds steps and messages no other check needs.
+    public static let forgedMessages = SimulationFeatures(rawValue: 1 << 12)
+
     public static let all: SimulationFeatures = [
         .reordering, .duplication, .drops, .partitions, .crashes, .membership, .jointConsensus, .leaderTransfer,
         .compaction, .leaseReads, .clockDrift,
@@ -141,6 +147,9 @@ public struct SimulationStats: Sendable, Hashable {
     public var leaderTerms = 0
     /// Ticks the liveness phase needed to commit and apply a fresh write everywhere.
     public var livenessTicks = 0
+    /// Forged messages stepped in, and how many of them the node refused.
+    public var forged = 0
+    public var forgedRefused = 0
 
     public init() {}
 
@@ -166,6 +175,8 @@ public struct SimulationStats: Sendable, Hashable {
         snapshotsRestored += o.snapshotsRestored
         leaderTerms += o.leaderTerms
         livenessTicks += o.livenessTicks
+        forged += o.forged
+        forgedRefused += o.forgedRefused
     }
 }
 

@@ -78,24 +78,24 @@ import RaftTestKit
 
     @Test func termsBeyondAnyClusterLifetimeAreRefused() throws {
         let n = try follower()
-        for term: UInt64 in [.max, .max - 1, RaftCore.valueCeiling + 1, 1 << 63] {
+        for term: UInt64 in [.max, .max - 1, Message.valueCeiling + 1, 1 << 63] {
             for type in [MessageType.heartbeat, .append, .vote, .preVote, .appendResponse, .voteResponse, .timeoutNow] {
                 expectRefused(Message(type: type, to: 1, from: 2, term: term), by: n)
             }
         }
         // A term at the ceiling is still a term: elections go on from it without overflow.
-        try n.step(Message(type: .heartbeat, to: 1, from: 3, term: RaftCore.valueCeiling))
+        try n.step(Message(type: .heartbeat, to: 1, from: 3, term: Message.valueCeiling))
         _ = n.readMessages()
-        #expect(n.term == RaftCore.valueCeiling)
+        #expect(n.term == Message.valueCeiling)
         try n.node.campaign()
         _ = n.readMessages()
-        #expect(n.term == RaftCore.valueCeiling + 1)
+        #expect(n.term == Message.valueCeiling + 1)
     }
 
     @Test func indexesBeyondAnyClusterLifetimeAreRefused() throws {
         let n = try leader()
         let t = n.term
-        for value: UInt64 in [.max, .max - 1, RaftCore.valueCeiling + 1] {
+        for value: UInt64 in [.max, .max - 1, Message.valueCeiling + 1] {
             expectRefused(Message(type: .appendResponse, to: 1, from: 2, term: t, index: value), by: n)
             expectRefused(Message(type: .appendResponse, to: 1, from: 2, term: t, index: 1, reject: true, rejectHint: value), by: n)
             expectRefused(Message(type: .appendResponse, to: 1, from: 2, term: t, logTerm: value, index: 1, reject: true), by: n)
@@ -148,7 +148,7 @@ import RaftTestKit
     @Test func snapshotsThatNameNoEntryAreRefused() throws {
         let n = try follower()
         let cs = ConfState(voters: [1, 2, 3])
-        for (index, term): (UInt64, UInt64) in [(0, 2), (9, 0), (9, 3), (UInt64.max, 2), (RaftCore.valueCeiling + 1, 2)] {
+        for (index, term): (UInt64, UInt64) in [(0, 2), (9, 0), (9, 3), (UInt64.max, 2), (Message.valueCeiling + 1, 2)] {
             expectRefused(Message(type: .snapshot, to: 1, from: 2, term: 2,
                                   snapshot: Snapshot(metadata: SnapshotMetadata(confState: cs, index: index, term: term))), by: n)
         }

@@ -11,12 +11,16 @@
 ///
 /// The gate does not make raft Byzantine-tolerant: a member that lies within these bounds can
 /// still break safety. Authenticating members is the transport's job (mutual TLS).
+extension Message {
+    /// The largest term, index or commit `RawNode.step` accepts. No correct cluster reaches 2^62
+    /// terms or log entries: at a million elections or entries a second that is 146,000 years.
+    /// Every value in a message is checked against it, so that `term + 1`, `index + 1` and
+    /// `index + entries.count` never overflow, in this node or in a data directory it persisted.
+    public static let valueCeiling: UInt64 = 1 << 62
+}
+
 extension RaftCore {
-    /// No correct cluster reaches 2^62 terms or log entries: at a million elections or entries a
-    /// second that is 146,000 years. Every value in a message is checked against it, so that
-    /// `term + 1`, `index + 1` and `index + entries.count` can never overflow, in this node or in
-    /// a data directory it persisted.
-    static let valueCeiling: UInt64 = 1 << 62
+    static var valueCeiling: UInt64 { Message.valueCeiling }
 
     /// Why `m`, received from the network, must not be stepped, or nil if it may.
     func refusal(of m: Message) -> String? {
@@ -33,6 +37,7 @@ extension RaftCore {
         if m.type == .proposal || m.type == .readIndex {
             // Forwarded by a follower to its leader, or by a former leader to the new one (they
             // travel without a term): only members may ask, over the network, for a write or read.
+            if m.term != 0 { return "\(m.type) from \(m.from) carries term \(m.term); forwarded requests travel without one" }
             if m.from != id && !tracker.progress.contains(m.from) {
                 return "\(m.type) forwarded from \(m.from), which is not a member"
             }

@@ -186,6 +186,7 @@ extension RaftCore {
             }
             var forwarded = m
             forwarded.to = lead
+            forwarded.term = 0  // forwarded proposals travel without a term
             send(forwarded)
         case .append:
             electionElapsed = 0
@@ -226,6 +227,9 @@ extension RaftCore {
         }
         var forwarded = m
         forwarded.to = lead
+        // `send` stamps the term where the kind carries one (a transfer request from the
+        // network arrives with its sender's term; this node speaks in its own).
+        forwarded.term = 0
         send(forwarded)
     }
 }

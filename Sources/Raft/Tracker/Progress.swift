@@ -121,7 +121,9 @@ public struct Progress: Sendable, Hashable {
         }
         // In probe, only the answer to the one outstanding probe counts.
         if next - 1 != rejected { return false }
-        next = Swift.max(Swift.min(rejected, matchHint + 1), 1)
+        // Never below match + 1: entries up to match are known to be on the follower, whatever a
+        // (stale or forged) hint says (etcd 3.6 has the same floor).
+        next = Swift.max(Swift.min(rejected, matchHint + 1), match + 1)
         probeSent = false
         return true
     }
