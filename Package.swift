@@ -162,7 +162,8 @@ let package = Package(
         ),
         // Starts real `flotilla` processes (the executable next to the test bundle) and talks
         // to them with curl.
-        .testTarget(name: "FlotillaEndToEndTests"),
+        // Peer attacks speak the wire format with Raft's raftpb codec.
+        .testTarget(name: "FlotillaEndToEndTests", dependencies: ["Raft"]),
         .testTarget(
             name: "FlotillaCLITests",
             dependencies: [

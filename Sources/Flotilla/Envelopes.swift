@@ -104,6 +104,18 @@ struct SnapshotEnvelope: Sendable {
         self.addresses = addresses
         state = r.rest()
     }
+
+    /// Whether `bytes` start with a well-formed envelope head (version and address book),
+    /// without copying the state: checked before a snapshot from the network is stepped, so
+    /// that one this node could not restore from is never persisted.
+    static func hasWellFormedHead(_ bytes: [UInt8]) -> Bool {
+        var r = ByteReader(bytes)
+        guard r.byte() == version, let count = r.u32() else { return false }
+        for _ in 0..<count {
+            guard r.u64() != nil, r.address() != nil else { return false }
+        }
+        return true
+    }
 }
 
 /// A ReadIndex request context: the request id, 8 bytes.

@@ -1,4 +1,5 @@
 import Metrics
+import RaftNIO
 
 /// The node's swift-metrics instruments. Created with the `MetricsFactory` given to the node
 /// (`FlotillaNode.init(…, metricsFactory:)`), or `MetricsSystem.factory` — whatever the
@@ -17,6 +18,7 @@ import Metrics
 /// | `flotilla_wal_save_duration` | timer | `DiskStorage.save` per Ready (fdatasync included) |
 /// | `flotilla_snapshots_total` | counter | snapshots this node took |
 /// | `flotilla_snapshots_restored_total` | counter | snapshots restored (restart or from the leader) |
+/// | `flotilla_peer_messages_refused_total` | counter | peer messages dropped, by `reason`: the transport's (`PeerInputRefusal.Reason`: `wrong_receiver`, `sender_mismatch`, `not_a_member`, `peer_removed`, `wrong_kind`) or raft's (`invalid_values`: values no correct peer sends; `unknown_sender`: a response from a non-member) |
 struct FlotillaMetrics: Sendable {
     let proposals: Counter
     let proposalsFailed: Counter
@@ -28,6 +30,9 @@ struct FlotillaMetrics: Sendable {
     let walSave: Metrics.Timer
     let snapshots: Counter
     let snapshotsRestored: Counter
+    let refusedByTransport: [PeerInputRefusal.Reason: Counter]
+    let refusedInvalidValues: Counter
+    let refusedUnknownSender: Counter
 
     init(nodeID: UInt64, factory: any MetricsFactory) {
         let dimensions = [("node", "\(nodeID)")]
@@ -41,5 +46,11 @@ struct FlotillaMetrics: Sendable {
         walSave = Metrics.Timer(label: "flotilla_wal_save_duration", dimensions: dimensions, factory: factory)
         snapshots = Counter(label: "flotilla_snapshots_total", dimensions: dimensions, factory: factory)
         snapshotsRestored = Counter(label: "flotilla_snapshots_restored_total", dimensions: dimensions, factory: factory)
+        func refused(_ reason: String) -> Counter {
+            Counter(label: "flotilla_peer_messages_refused_total", dimensions: dimensions + [("reason", reason)], factory: factory)
+        }
+        refusedByTransport = Dictionary(uniqueKeysWithValues: PeerInputRefusal.Reason.allCases.map { ($0, refused($0.rawValue)) })
+        refusedInvalidValues = refused("invalid_values")
+        refusedUnknownSender = refused("unknown_sender")
     }
 }

@@ -82,6 +82,9 @@ public actor FlotillaNode<Machine: StateMachine> {
     /// Read-index rounds asked of raft, by round id (the read context).
     var readRounds: [UInt64: ReadRound] = [:]
     var wakeQueued = false
+    /// Peer messages raft refused for their values, for logging the first few and then one in a
+    /// thousand (a flood of forgeries must not flood the log; the metric counts every one).
+    var refusedMessages = 0
     var confState: ConfState
     var leader: UInt64 = 0
     var role: StateType = .follower
@@ -208,7 +211,8 @@ public actor FlotillaNode<Machine: StateMachine> {
                 maxFrameSize: configuration.maxFrameSize),
             eventLoopGroup: eventLoopGroup, logger: logger,
             delivery: TransportDelivery(
-                message: { inputs.yield(.message($0)) }, event: { inputs.yield(.transport($0)) }))
+                message: { inputs.yield(.message($0)) }, event: { inputs.yield(.transport($0)) },
+                refused: { [metrics] in metrics.refusedByTransport[$0.reason]?.increment() }))
     }
 
     /// The WAL metadata: `[1][cluster id: 8][node id: 8]`.

@@ -77,8 +77,28 @@ extension FlotillaNode {
             expireWaiters()
             retryReadRounds(askedBefore: ContinuousClock.now - configuration.tickInterval * configuration.electionTicks)
         case .message(let message):
+            if let snapshot = message.snapshot, message.type == .snapshot,
+                !SnapshotEnvelope.hasWellFormedHead(snapshot.data)
+            {
+                metrics.refusedInvalidValues.increment()
+                logger.warning("refused a snapshot that is not a Flotilla snapshot", metadata: [
+                    "from": "\(message.from)", "index": "\(snapshot.metadata.index)", "bytes": "\(snapshot.data.count)",
+                ])
+                return
+            }
             do {
                 try raw.step(message)
+            } catch RaftError.invalidMessage(let why) {
+                // Values no correct peer sends: a forger, or a bug in a peer. Nothing changed.
+                metrics.refusedInvalidValues.increment()
+                refusedMessages += 1
+                if refusedMessages <= 10 || refusedMessages % 1000 == 0 {
+                    logger.warning("refused a peer message", metadata: ["reason": "\(why)", "refused": "\(refusedMessages)"])
+                }
+            } catch RaftError.stepPeerNotFound {
+                // A response from a node that is no longer (or never was) a member.
+                metrics.refusedUnknownSender.increment()
+                logger.debug("ignored a response from a non-member", metadata: ["type": "\(message.type)", "from": "\(message.from)"])
             } catch {
                 logger.trace("ignored a message", metadata: ["type": "\(message.type)", "error": "\(error)"])
             }

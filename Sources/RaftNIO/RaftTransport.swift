@@ -37,6 +37,9 @@ public final class RaftTransport: Sendable {
     private let messageContinuation: AsyncStream<Message>.Continuation
     private let eventContinuation: AsyncStream<TransportEvent>.Continuation
     private let deliverMessage: @Sendable (Message) -> Void
+    private let reportRefusal: @Sendable (PeerInputRefusal) -> Void
+    /// The members inbound streams may come from (`addPeer` / `removePeer`).
+    private let directory = PeerDirectory()
     private let context: TransportContext
     private let state = Mutex(State())
 
@@ -87,7 +90,9 @@ public final class RaftTransport: Sendable {
         if let delivery {
             deliverMessage = delivery.message
             report = delivery.event
+            reportRefusal = delivery.refused
         } else {
+            reportRefusal = { _ in }
             let messageContinuation = messageContinuation
             let eventContinuation = eventContinuation
             deliverMessage = { messageContinuation.yield($0) }
@@ -110,11 +115,14 @@ public final class RaftTransport: Sendable {
         let registry = context.registry
         let logger = context.logger
         let deliver = deliverMessage
+        let refused = reportRefusal
+        let directory = directory
         let listener: any Channel
         do {
             listener = try await ServerBootstrap(group: context.group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.socketOption(.so_keepalive), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         guard registry.register(channel) else { return }  // shutting down
@@ -125,7 +133,9 @@ public final class RaftTransport: Sendable {
                         try pipeline.addHandler(InboundStreamHandler(
                             clusterID: configuration.clusterID, localID: configuration.localID,
                             maxSnapshotSize: configuration.maxSnapshotSize,
-                            handshakeTimeout: configuration.handshakeTimeout, logger: logger, deliver: deliver))
+                            handshakeTimeout: configuration.handshakeTimeout,
+                            idleTimeout: configuration.peerIdleTimeout, directory: directory, logger: logger,
+                            deliver: deliver, refused: refused))
                     }
                 }
                 .bind(host: configuration.listenAddress.host, port: configuration.listenAddress.port)
@@ -156,8 +166,11 @@ public final class RaftTransport: Sendable {
         }
     }
 
-    /// Makes `id` reachable at `address`. Adding a known peer updates its address.
+    /// Makes `id` reachable at `address`, and lets it open streams to this node (a node that was
+    /// never added, or was removed, is refused at the handshake). Adding a known peer updates its
+    /// address.
     public func addPeer(id: UInt64, address: TransportAddress) {
+        directory.add(id)
         let existing: PeerStream? = state.withLock { state in
             if case .shutDown = state.lifecycle { return nil }
             state.addresses[id] = address
@@ -176,6 +189,7 @@ public final class RaftTransport: Sendable {
     /// Forgets `id`: its queue is dropped and its stream closed. Snapshots already streaming
     /// to it run to their end.
     public func removePeer(id: UInt64) {
+        directory.remove(id)
         let stream = state.withLock { state in
             state.addresses[id] = nil
             return state.peers.removeValue(forKey: id)
@@ -272,9 +286,15 @@ public struct TransportDelivery: Sendable {
     public var message: @Sendable (Message) -> Void
     /// Feedback for `reportUnreachable` / `reportSnapshot`.
     public var event: @Sendable (TransportEvent) -> Void
+    /// A message a peer stream carried that was dropped (already logged): count it.
+    public var refused: @Sendable (PeerInputRefusal) -> Void
 
-    public init(message: @escaping @Sendable (Message) -> Void, event: @escaping @Sendable (TransportEvent) -> Void) {
+    public init(
+        message: @escaping @Sendable (Message) -> Void, event: @escaping @Sendable (TransportEvent) -> Void,
+        refused: @escaping @Sendable (PeerInputRefusal) -> Void = { _ in }
+    ) {
         self.message = message
         self.event = event
+        self.refused = refused
     }
 }

@@ -42,8 +42,14 @@ public struct RaftTransportConfiguration: Sendable {
     public var backoffMax: TimeAmount
     /// How long a dial may take before it counts as failed.
     public var connectTimeout: TimeAmount
-    /// How long an accepted connection may take to send its preamble before it is refused.
+    /// How long an accepted connection may take to send its preamble (after its TLS handshake,
+    /// with TLS) before it is refused.
     public var handshakeTimeout: TimeAmount
+    /// An accepted stream that carries nothing for a whole period of this is closed, between one
+    /// and two periods after its last frame (its peer is dead or gone; a live leader's
+    /// heartbeats keep the streams that matter busy). TCP keepalive is on as well, for peers
+    /// that vanish without a reset.
+    public var peerIdleTimeout: TimeAmount
     /// How long a snapshot sender waits for the receiver's acknowledgement after the last chunk.
     public var snapshotAckTimeout: TimeAmount
     /// The jitter source for reconnection delays (inject a fixed one in tests).
@@ -60,6 +66,7 @@ public struct RaftTransportConfiguration: Sendable {
         backoffMax: TimeAmount = .seconds(5),
         connectTimeout: TimeAmount = .seconds(3),
         handshakeTimeout: TimeAmount = .seconds(10),
+        peerIdleTimeout: TimeAmount = .seconds(60),
         snapshotAckTimeout: TimeAmount = .seconds(30),
         jitter: Jitter = .random
     ) {
@@ -75,6 +82,7 @@ public struct RaftTransportConfiguration: Sendable {
         self.backoffMax = backoffMax
         self.connectTimeout = connectTimeout
         self.handshakeTimeout = handshakeTimeout
+        self.peerIdleTimeout = peerIdleTimeout
         self.snapshotAckTimeout = snapshotAckTimeout
         self.jitter = jitter
     }

@@ -25,6 +25,7 @@ struct TransportFailureTests {
 
             // A new node 2 on the same port: the stream redials (with backoff) and flows again.
             let restarted = try await TransportNode.start(id: 2, port: b.port, group: group)
+            restarted.transport.addPeer(id: 1, address: a.address)  // accepts streams from members only
             try await restarted.received.wait("a message after the restart") { received in
                 commit += 1
                 a.transport.send([Message(type: .heartbeat, to: 2, from: 1, term: 2, commit: commit)])

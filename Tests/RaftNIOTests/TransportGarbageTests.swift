@@ -26,7 +26,7 @@ func sendRaw(_ bytes: ByteBuffer, to port: Int, group: any EventLoopGroup) async
 @Suite("Transport refuses garbage")
 struct TransportGarbageTests {
     static let cases = ["random bytes", "wrong magic", "wrong version", "wrong cluster id", "wrong receiver id",
-                        "oversized frame length", "undecodable raftpb"]
+                        "oversized frame length", "undecodable raftpb", "stranger"]
 
     func garbage(_ kind: String, receiver: UInt64) -> ByteBuffer {
         var buffer = ByteBuffer()
@@ -49,6 +49,13 @@ struct TransportGarbageTests {
         case "wrong receiver id":
             preamble.to = receiver + 10
             preamble.write(to: &buffer)
+        case "stranger":
+            // A node that was never added: refused at the handshake, whatever it sends next.
+            preamble.from = 9
+            preamble.write(to: &buffer)
+            try! FrameEncoder().encode(
+                data: .messages([Message(type: .heartbeat, to: receiver, from: 9, term: 666)]), out: &buffer)
+            return buffer
         case "oversized frame length":
             preamble.write(to: &buffer)
             buffer.writeInteger(UInt32.max)

@@ -96,10 +96,11 @@ struct TransportDeliveryTests {
         let b = RaftTransport(
             configuration: configuration(2), eventLoopGroup: group, logger: .quiet,
             delivery: TransportDelivery(message: { message in received.withLock { $0.append(message) } }, event: { _ in }))
-        _ = try await a.start()
+        let aPort = try await a.start()
         let bPort = try await b.start()
         let bStream = Collector(b.messages)
         a.addPeer(id: 2, address: TransportAddress(host: "127.0.0.1", port: bPort))
+        b.addPeer(id: 1, address: TransportAddress(host: "127.0.0.1", port: aPort))
 
         let sent = (1...50).map { Message(type: .append, to: 2, from: 1, term: 3, index: UInt64($0)) }
         a.send(sent)

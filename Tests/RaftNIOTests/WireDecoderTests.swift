@@ -119,22 +119,34 @@ struct WireDecoderTests {
 struct InboundStreamHandlerTests {
     final class Delivered: Sendable {
         let messages = Locked<[Message]>([])
+        let refused = Locked<[PeerInputRefusal]>([])
     }
 
+    /// A listener of node 1 in cluster 7 whose members are `members` (2 and 3 by default), with
+    /// a 30 s idle period.
     func makeChannel(
-        delivered: Delivered, maxSnapshotSize: Int = 1 << 20, logger: Logger = .quiet
+        delivered: Delivered, maxSnapshotSize: Int = 1 << 20, logger: Logger = .quiet,
+        directory: PeerDirectory? = nil
     ) throws -> EmbeddedChannel {
+        let directory = directory ?? Self.directory([2, 3])
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandlers([
             ByteToMessageHandler(WireDecoder(maxFrameSize: 1024, expectsPreamble: true)),
             MessageToByteHandler(FrameEncoder()),
             InboundStreamHandler(
                 clusterID: 7, localID: 1, maxSnapshotSize: maxSnapshotSize, handshakeTimeout: .seconds(10),
-                logger: logger,
-                deliver: { message in delivered.messages.withLock { $0.append(message) } }),
+                idleTimeout: .seconds(30), directory: directory, logger: logger,
+                deliver: { message in delivered.messages.withLock { $0.append(message) } },
+                refused: { refusal in delivered.refused.withLock { $0.append(refusal) } }),
         ])
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
+    }
+
+    static func directory(_ members: [UInt64]) -> PeerDirectory {
+        let directory = PeerDirectory()
+        for id in members { directory.add(id) }
+        return directory
     }
 
     func bytes(_ frames: [OutboundFrame]) throws -> ByteBuffer {
@@ -154,22 +166,94 @@ struct InboundStreamHandlerTests {
         #expect(channel.isActive)
     }
 
-    /// A follower forwards a transfer request to the leader as raft made it: `from` is the
-    /// transferee, not the follower that sends it.
+    /// A follower forwards proposals, read requests and transfer requests to its leader as raft
+    /// made them (and a former leader to the new one): `from` is the node that asked, which must
+    /// be a member, not the node whose stream carries it.
     @Test(.timeLimit(.minutes(1)))
-    func forwardedTransferRequestIsDelivered() throws {
+    func forwardedRequestsOfMembersAreDelivered() throws {
         let delivered = Delivered()
         let channel = try makeChannel(delivered: delivered)
-        let forwarded = Message(type: .transferLeader, to: 1, from: 3)
-        try channel.writeInbound(bytes([.preamble(Preamble(kind: .messages, clusterID: 7, from: 2, to: 1)), .messages([forwarded])]))
-        #expect(delivered.messages.withLock { $0 } == [forwarded])
+        let forwarded = [Message(type: .transferLeader, to: 1, from: 3, term: 2),
+                         Message(type: .readIndex, to: 1, from: 3, entries: [Entry(data: [1])]),
+                         Message(type: .proposal, to: 1, from: 3, entries: [Entry(data: [2])]),
+                         Message(type: .proposal, to: 1, from: 1, entries: [Entry(data: [3])])]
+        try channel.writeInbound(bytes([.preamble(Preamble(kind: .messages, clusterID: 7, from: 2, to: 1)), .messages(forwarded)]))
+        #expect(delivered.messages.withLock { $0 } == forwarded)
+        #expect(delivered.refused.withLock { $0 }.isEmpty)
         #expect(channel.isActive)
+    }
+
+    /// A message the stream must not carry is dropped, reported and logged; the messages around
+    /// it are delivered, and the stream stays open (a readIndex forwarded after a leader change
+    /// used to close the whole stream, dropping what was queued behind it).
+    @Test(.timeLimit(.minutes(1)), arguments: [
+        ("sender mismatch", PeerInputRefusal.Reason.senderMismatch),
+        ("forwarded for a stranger", .notAMember),
+        ("wrong receiver", .wrongReceiver),
+        ("local type", .wrongKind),
+        ("snapshot on message stream", .wrongKind),
+    ])
+    func badMessagesAreDroppedAndTheStreamGoesOn(_ case: String, _ reason: PeerInputRefusal.Reason) throws {
+        let delivered = Delivered()
+        let lines = Locked<[(Logger.Level, String)]>([])
+        let logger = Logger(label: "test", factory: { _ in CapturingLogHandler(lines: lines) })
+        let channel = try makeChannel(delivered: delivered, logger: logger)
+        let bad: Message
+        switch `case` {
+        case "sender mismatch": bad = Message(type: .heartbeat, to: 1, from: 3, term: 2)
+        case "forwarded for a stranger": bad = Message(type: .proposal, to: 1, from: 77, entries: [Entry(data: [1])])
+        case "wrong receiver": bad = Message(type: .heartbeat, to: 3, from: 2, term: 2)
+        case "local type": bad = Message(type: .hup, to: 1, from: 2)
+        default:
+            bad = Message(type: .snapshot, to: 1, from: 2, term: 2,
+                          snapshot: Snapshot(data: [1, 2, 3], metadata: SnapshotMetadata(index: 5, term: 1)))
+        }
+        let before = Message(type: .heartbeat, to: 1, from: 2, term: 2, commit: 1)
+        let after = Message(type: .heartbeat, to: 1, from: 2, term: 2, commit: 2)
+        try channel.writeInbound(bytes([.preamble(Preamble(kind: .messages, clusterID: 7, from: 2, to: 1)),
+                                        .messages([before, bad, after])]))
+        #expect(delivered.messages.withLock { $0 } == [before, after])
+        #expect(delivered.refused.withLock { $0 } == [
+            PeerInputRefusal(peer: 2, reason: reason, type: bad.type, from: bad.from, to: bad.to),
+        ])
+        #expect(channel.isActive)
+        let warnings = lines.withLock { $0 }.filter { $0.0 == .warning }.map(\.1)
+        #expect(warnings.count == 1 && warnings[0].hasPrefix("dropped a peer message: "))
+    }
+
+    /// A flood of bad messages is counted in full but logged only now and then.
+    @Test(.timeLimit(.minutes(1)))
+    func aFloodOfBadMessagesDoesNotFloodTheLog() throws {
+        let delivered = Delivered()
+        let lines = Locked<[(Logger.Level, String)]>([])
+        let logger = Logger(label: "test", factory: { _ in CapturingLogHandler(lines: lines) })
+        let channel = try makeChannel(delivered: delivered, logger: logger)
+        try channel.writeInbound(bytes([.preamble(Preamble(kind: .messages, clusterID: 7, from: 2, to: 1))]))
+        for _ in 0..<20 {
+            try channel.writeInbound(bytes([.messages(Array(repeating: Message(type: .heartbeat, to: 1, from: 3, term: 2), count: 100))]))
+        }
+        #expect(delivered.refused.withLock { $0.count } == 2000)
+        #expect(lines.withLock { $0 }.filter { $0.0 == .warning }.count == 12)  // 10, then the 1000th and 2000th
+        #expect(channel.isActive)
+    }
+
+    /// Removing a member takes effect on its open stream: what it sends from then on is dropped.
+    @Test(.timeLimit(.minutes(1)))
+    func aRemovedPeersStreamDeliversNothingMore() throws {
+        let delivered = Delivered()
+        let directory = Self.directory([2, 3])
+        let channel = try makeChannel(delivered: delivered, directory: directory)
+        let m = Message(type: .heartbeat, to: 1, from: 2, term: 2)
+        try channel.writeInbound(bytes([.preamble(Preamble(kind: .messages, clusterID: 7, from: 2, to: 1)), .messages([m])]))
+        directory.remove(2)
+        try channel.writeInbound(bytes([.messages([m])]))
+        #expect(delivered.messages.withLock { $0 } == [m])
+        #expect(delivered.refused.withLock { $0.map(\.reason) } == [.peerRemoved])
     }
 
     /// Each of these closes the connection and delivers nothing.
     @Test(.timeLimit(.minutes(1)), arguments: [
-        "other cluster", "other receiver", "zero sender", "malformed raftpb", "misaddressed", "local type",
-        "snapshot on message stream",
+        "other cluster", "other receiver", "zero sender", "stranger", "malformed raftpb",
     ])
     func badStreamsAreClosedWithoutDelivering(_ case: String) throws {
         let delivered = Delivered()
@@ -182,21 +266,15 @@ struct InboundStreamHandlerTests {
         case "other cluster": preamble.clusterID = 8
         case "other receiver": preamble.to = 3
         case "zero sender": preamble.from = 0
-        case "malformed raftpb":
+        case "stranger": preamble.from = 77
+        default:
             payload.writeFrameHeader(kind: .message, payloadSize: 3)
             payload.writeBytes([0x08, 0xff, 0xff])  // a truncated varint
-        case "misaddressed":
-            payload = try bytes([.messages([Message(type: .heartbeat, to: 1, from: 3)])])
-        case "local type":
-            payload = try bytes([.messages([Message(type: .hup, to: 1, from: 2)])])
-        default:
-            let snapshot = Snapshot(data: [1, 2, 3], metadata: SnapshotMetadata(index: 5, term: 1))
-            payload = try bytes([.messages([Message(type: .snapshot, to: 1, from: 2, snapshot: snapshot)])])
         }
         var all = try bytes([.preamble(preamble)])
         all.writeImmutableBuffer(payload)
         // Valid messages after the offending bytes must not be delivered either.
-        all.writeImmutableBuffer(try bytes([.messages([Message(type: .heartbeat, to: 1, from: 2)])]))
+        all.writeImmutableBuffer(try bytes([.messages([Message(type: .heartbeat, to: 1, from: preamble.from)])]))
         _ = try? channel.writeInbound(all)
         #expect(delivered.messages.withLock { $0 }.isEmpty)
         #expect(!channel.isActive)
@@ -205,6 +283,7 @@ struct InboundStreamHandlerTests {
         #expect(warnings.count == 1)
         #expect(warnings.first?.hasPrefix("refusing peer connection: ") == true)
         if `case` == "other cluster" { #expect(warnings.first?.contains("another cluster") == true) }
+        if `case` == "stranger" { #expect(warnings.first?.contains("not a member") == true) }
     }
 
     @Test(.timeLimit(.minutes(1)))
@@ -217,14 +296,44 @@ struct InboundStreamHandlerTests {
         #expect(channel.isActive)
         channel.embeddedEventLoop.advanceTime(by: .seconds(1))
         #expect(!channel.isActive)
+    }
 
-        // A connection that did say who it is may stay quiet for as long as it likes.
-        let quiet = try makeChannel(delivered: Delivered())
-        var preamble = ByteBuffer()
-        Preamble(kind: .messages, clusterID: 7, from: 2, to: 1).write(to: &preamble)
-        try quiet.writeInbound(preamble)
-        quiet.embeddedEventLoop.advanceTime(by: .seconds(60))
+    /// A stream that said who it is may stay quiet up to the idle timeout; then its peer is
+    /// taken for dead and the stream closed (the peer redials when it has something to say).
+    @Test(.timeLimit(.minutes(1)))
+    func quietStreamIsClosedAfterTheIdleTimeout() throws {
+        let delivered = Delivered()
+        let quiet = try makeChannel(delivered: delivered)
+        try quiet.writeInbound(bytes([.preamble(Preamble(kind: .messages, clusterID: 7, from: 2, to: 1))]))
+        quiet.embeddedEventLoop.advanceTime(by: .seconds(20))
+        try quiet.writeInbound(bytes([.messages([Message(type: .heartbeat, to: 1, from: 2, term: 1)])]))
+        // The check at 30 s saw the frame; the one at 60 s sees nothing since.
+        quiet.embeddedEventLoop.advanceTime(by: .seconds(39))
         #expect(quiet.isActive)
+        quiet.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!quiet.isActive)
+        #expect(delivered.messages.withLock { $0.count } == 1)
+    }
+
+    /// One inbound snapshot stream per peer: a second one while the first is open is refused
+    /// (it would hold a second snapshot's memory); once the first closes, the next is accepted.
+    @Test(.timeLimit(.minutes(1)))
+    func oneSnapshotStreamPerPeer() throws {
+        let directory = Self.directory([2, 3])
+        let preamble = try bytes([.preamble(Preamble(kind: .snapshot, clusterID: 7, from: 2, to: 1))])
+        let first = try makeChannel(delivered: Delivered(), directory: directory)
+        try first.writeInbound(preamble)
+        let second = try makeChannel(delivered: Delivered(), directory: directory)
+        _ = try? second.writeInbound(preamble)
+        #expect(first.isActive && !second.isActive)
+        // Another peer's snapshot stream is not affected.
+        let other = try makeChannel(delivered: Delivered(), directory: directory)
+        try other.writeInbound(try bytes([.preamble(Preamble(kind: .snapshot, clusterID: 7, from: 3, to: 1))]))
+        #expect(other.isActive)
+        _ = try? first.close().wait()
+        let third = try makeChannel(delivered: Delivered(), directory: directory)
+        try third.writeInbound(preamble)
+        #expect(third.isActive)
     }
 
     @Test(.timeLimit(.minutes(1)))

@@ -10,19 +10,35 @@ final class InboundStreamHandler: ChannelInboundHandler {
 
     private var stateMachine: InboundStreamStateMachine
     private let deliver: @Sendable (Message) -> Void
+    private let refused: @Sendable (PeerInputRefusal) -> Void
+    private let directory: PeerDirectory
     private var logger: Logger
     private let handshakeTimeout: TimeAmount
     private var handshakeTimer: Scheduled<Void>?
+    private let idleTimeout: TimeAmount
+    private var idleCheck: RepeatedTask?
+    /// Whether anything arrived since the last idle check.
+    private var sawTraffic = false
+    /// The peer whose one inbound snapshot stream this connection holds, to release on close.
+    private var snapshotClaim: UInt64?
+    /// Refused messages on this stream, for logging the first few and then one in a thousand:
+    /// a peer that floods bad messages must not flood the log.
+    private var refusals = 0
 
     init(
-        clusterID: UInt64, localID: UInt64, maxSnapshotSize: Int, handshakeTimeout: TimeAmount, logger: Logger,
-        deliver: @escaping @Sendable (Message) -> Void
+        clusterID: UInt64, localID: UInt64, maxSnapshotSize: Int, handshakeTimeout: TimeAmount,
+        idleTimeout: TimeAmount, directory: PeerDirectory, logger: Logger, deliver: @escaping @Sendable (Message) -> Void,
+        refused: @escaping @Sendable (PeerInputRefusal) -> Void
     ) {
         self.stateMachine = InboundStreamStateMachine(
-            clusterID: clusterID, localID: localID, maxSnapshotSize: maxSnapshotSize)
+            clusterID: clusterID, localID: localID, maxSnapshotSize: maxSnapshotSize,
+            isMember: { directory.contains($0) })
         self.deliver = deliver
+        self.refused = refused
+        self.directory = directory
         self.logger = logger
         self.handshakeTimeout = handshakeTimeout
+        self.idleTimeout = idleTimeout
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -33,15 +49,34 @@ final class InboundStreamHandler: ChannelInboundHandler {
         handshakeTimer = context.eventLoop.scheduleTask(in: handshakeTimeout) {
             handler.value.run(handler.value.stateMachine.handshakeTimedOut(), context: boundContext.value)
         }
+        // A stream that carried nothing for a whole idle period has a dead or vanished peer
+        // behind it (a live leader's heartbeats keep the streams that matter busy): close it, so
+        // its sender redials and strangers' sockets do not pile up. Checked once a period, so a
+        // silent stream closes between one and two periods after its last frame.
+        idleCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: idleTimeout, delay: idleTimeout) { _ in
+            let handler = handler.value
+            if handler.sawTraffic {
+                handler.sawTraffic = false
+            } else {
+                handler.logger.info("closing a peer stream that was idle for \(handler.idleTimeout)")
+                boundContext.value.close(promise: nil)
+            }
+        }
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         handshakeTimer?.cancel()
+        idleCheck?.cancel()
+        if let peer = snapshotClaim {
+            directory.releaseSnapshotStream(from: peer)
+            snapshotClaim = nil
+        }
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        sawTraffic = true
         let action: InboundStreamStateMachine.Action
         switch unwrapInboundIn(data) {
         case .preamble(let preamble):
@@ -49,6 +84,13 @@ final class InboundStreamHandler: ChannelInboundHandler {
             if case .none = action {
                 handshakeTimer?.cancel()
                 logger[metadataKey: "peer"] = "\(hex(preamble.from))"
+                if preamble.kind == .snapshot {
+                    guard directory.claimSnapshotStream(from: preamble.from) else {
+                        run(stateMachine.errorCaught(TransportProtocolError(.snapshotStreamBusy(preamble.from))), context: context)
+                        return
+                    }
+                    snapshotClaim = preamble.from
+                }
                 logger.debug("accepted \(preamble.kind) stream")
             }
         case .frame(let frame):
@@ -80,6 +122,12 @@ final class InboundStreamHandler: ChannelInboundHandler {
             ])
             deliver(message)
             context.writeAndFlush(wrapOutboundOut(.snapshotAck), promise: nil)
+        case .drop(let refusal):
+            refusals += 1
+            if refusals <= 10 || refusals % 1000 == 0 {
+                logger.warning("dropped a peer message: \(refusal)", metadata: ["refusedOnStream": "\(refusals)"])
+            }
+            refused(refusal)
         case .refuse(let error):
             logger.warning("refusing peer connection: \(error)")
             context.close(promise: nil)

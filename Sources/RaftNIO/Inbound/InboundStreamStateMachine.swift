@@ -24,6 +24,8 @@ struct InboundStreamStateMachine {
         case deliver(Message)
         /// Hand the reassembled `.snapshot` message to the local node, then write the ack.
         case deliverSnapshotAndAcknowledge(Message)
+        /// Drop one message, log and report it; the stream goes on.
+        case drop(PeerInputRefusal)
         /// Log the reason and close the connection.
         case refuse(TransportProtocolError)
     }
@@ -32,11 +34,15 @@ struct InboundStreamStateMachine {
     let clusterID: UInt64
     let localID: UInt64
     let maxSnapshotSize: Int
+    /// Whether an id is a current member (or a node being added): asked on every preamble and
+    /// message, so that a removal takes effect on streams already open.
+    let isMember: (UInt64) -> Bool
 
-    init(clusterID: UInt64, localID: UInt64, maxSnapshotSize: Int) {
+    init(clusterID: UInt64, localID: UInt64, maxSnapshotSize: Int, isMember: @escaping (UInt64) -> Bool) {
         self.clusterID = clusterID
         self.localID = localID
         self.maxSnapshotSize = maxSnapshotSize
+        self.isMember = isMember
     }
 
     /// The peer this stream comes from, once its preamble was accepted.
@@ -56,6 +62,7 @@ struct InboundStreamStateMachine {
         } catch {
             return refuse(error)
         }
+        guard isMember(preamble.from) else { return refuse(.unknownPeer(preamble.from)) }
         switch preamble.kind {
         case .messages: state = .messages(peer: preamble.from)
         case .snapshot: state = .snapshotAwaitingHeader(peer: preamble.from)
@@ -77,9 +84,9 @@ struct InboundStreamStateMachine {
             case .success(let decoded): message = decoded
             case .failure(let error): return refuse(error)
             }
-            // Snapshots are streamed on their own connection, so message frames stay small.
-            guard message.type != .snapshot else { return refuse(.unexpectedFrame(.snapshotHeader)) }
-            if let error = checkAddress(message, peer: peer) { return refuse(error) }
+            if let reason = refusal(of: message, peer: peer) {
+                return .drop(PeerInputRefusal(peer: peer, reason: reason, type: message.type, from: message.from, to: message.to))
+            }
             return .deliver(message)
         case .snapshotAwaitingHeader(let peer):
             guard frame.kind == .snapshotHeader else { return refuse(.unexpectedFrame(frame.kind)) }
@@ -96,10 +103,13 @@ struct InboundStreamStateMachine {
             guard header.type == .snapshot, let snapshot = header.snapshot, snapshot.data.isEmpty else {
                 return refuse(.malformedSnapshotHeader)
             }
-            if let error = checkAddress(header, peer: peer) { return refuse(error) }
+            guard header.to == localID, header.from == peer else {
+                return refuse(.misaddressedMessage(type: "\(header.type)", from: header.from, to: header.to))
+            }
             var data: [UInt8] = []
-            // The announced size is within the limit, so reserving it is safe and saves regrowth.
-            data.reserveCapacity(Int(announced))
+            // Memory is taken as bytes arrive, not as announced: a sender that announces the
+            // limit and sends nothing holds nothing. The first chunk's worth is reserved.
+            data.reserveCapacity(Int(min(announced, 1 << 20)))
             state = .snapshotReceiving(peer: peer, header: header, announced: announced, data: data)
             return .none
         case .snapshotReceiving(let peer, var header, let announced, var data):
@@ -158,17 +168,22 @@ struct InboundStreamStateMachine {
         }
     }
 
-    /// Raft trusts `from`; the stream already proved who it is, so the two must agree — except
-    /// for `transferLeader`, whose `from` is the transferee: a follower asked for a transfer
-    /// forwards the request to the leader as it is (etcd's stepFollower does the same). Local
-    /// message types never cross the network (stepping one in is an error in `Raft`).
-    private func checkAddress(_ message: Message, peer: UInt64) -> TransportProtocolError? {
-        guard message.to == localID, message.from == peer || (message.type == .transferLeader && message.from != 0),
-            !message.type.isLocal
-        else {
-            return TransportProtocolError(
-                .misaddressedMessage(type: "\(message.type)", from: message.from, to: message.to))
+    /// Raft trusts `from`; the stream already proved who it is, so the two must agree, except
+    /// for the requests a node forwards as they are: a follower forwards proposals, read
+    /// requests and transfer requests to its leader (a former leader to the new one), their
+    /// `from` still the node that asked (for a transfer, the transferee), and it must be a
+    /// member. Local kinds never cross the network, and snapshots travel on their own streams
+    /// (so message frames stay bounded by the frame limit).
+    private func refusal(of message: Message, peer: UInt64) -> PeerInputRefusal.Reason? {
+        if message.type.isLocal || message.type == .snapshot { return .wrongKind }
+        if message.to != localID { return .wrongReceiver }
+        guard isMember(peer) else { return .peerRemoved }
+        if message.from == peer { return nil }
+        switch message.type {
+        case .proposal, .readIndex, .transferLeader:
+            return message.from == localID || isMember(message.from) ? nil : .notAMember
+        default:
+            return .senderMismatch
         }
-        return nil
     }
 }

@@ -49,6 +49,7 @@ struct SnapshotSender {
             channel = try await ClientBootstrap(group: context.group)
                 .connectTimeout(configuration.connectTimeout)
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations

@@ -16,6 +16,10 @@ public struct TransportProtocolError: Error, Hashable, Sendable, CustomStringCon
         case wrongReceiver(expected: UInt64, received: UInt64)
         /// The preamble's sender id is 0 or the receiver's own id.
         case invalidSender(UInt64)
+        /// The preamble's sender is not a member of the cluster (nor a node being added).
+        case unknownPeer(UInt64)
+        /// The peer opened a second snapshot stream while its first is still open.
+        case snapshotStreamBusy(UInt64)
         /// A frame length above the configured limit (checked before the payload is buffered).
         case frameTooLarge(length: UInt32, limit: Int)
         /// A frame length of 0: there is not even a kind byte.
@@ -59,6 +63,10 @@ public struct TransportProtocolError: Error, Hashable, Sendable, CustomStringCon
             return "addressed to node \(hex(received)) but this is node \(hex(expected)) — the sender's address book is stale"
         case .invalidSender(let id):
             return "invalid sender id \(hex(id))"
+        case .unknownPeer(let id):
+            return "node \(hex(id)) is not a member of this cluster (add it first: POST /ID on a member)"
+        case .snapshotStreamBusy(let id):
+            return "node \(hex(id)) opened a second snapshot stream while its first is open"
         case .frameTooLarge(let length, let limit):
             return "frame of \(length) bytes exceeds the \(limit)-byte limit"
         case .emptyFrame:
