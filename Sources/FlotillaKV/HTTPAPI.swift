@@ -51,11 +51,17 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
     public let limits: Limits
     /// What `GET /metrics` shows; without one, that route is 404.
     public let metrics: PrometheusCollectorRegistry?
+    /// Refusals of browsers' cross-site and rebound requests (403, 421), for every route.
+    public let browserProtection: BrowserProtection
 
-    public init(replica: Replica, limits: Limits = Limits(), metrics: PrometheusCollectorRegistry? = nil) {
+    public init(
+        replica: Replica, limits: Limits = Limits(), metrics: PrometheusCollectorRegistry? = nil,
+        browserProtection: BrowserProtection = BrowserProtection()
+    ) {
         self.replica = replica
         self.limits = limits
         self.metrics = metrics
+        self.browserProtection = browserProtection
     }
 
     /// A router with every route, its errors rendered as JSON.
@@ -65,9 +71,10 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
         return router
     }
 
-    /// Adds the routes (and the JSON-error middleware, which applies to the routes added after
-    /// it and to unknown routes) to `router`.
+    /// Adds the routes (and the browser-protection and JSON-error middleware, which apply to the
+    /// routes added after them and to unknown routes) to `router`.
     public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
+        router.add(middleware: BrowserProtectionMiddleware<Context>(protection: browserProtection))
         router.add(middleware: JSONErrorMiddleware<Context>())
 
         // Constant paths first: among siblings the router takes the first that matches.

@@ -97,7 +97,10 @@ final class KeyValueWirePath<Replica: KeyValueReplica>: ChannelDuplexHandler, Re
     private func serveNext(context: ChannelHandlerContext, inRead: Bool) {
         takeRequests: while !serving, !handingOn, let buffer = pending, buffer.readableBytes > 0 {
             let maxValueBytes = api.limits.maxValueBytes
-            let parse = buffer.withUnsafeReadableBytes { WireKeyRequest.parse($0, maxValueBytes: maxValueBytes) }
+            let loopbackHost = api.browserProtection.requiresLoopbackHost
+            let parse = buffer.withUnsafeReadableBytes {
+                WireKeyRequest.parse($0, maxValueBytes: maxValueBytes, requiringLoopbackHost: loopbackHost)
+            }
             switch parse {
             case .incomplete:
                 break takeRequests  // and read on, if a read was held back for these bytes

@@ -31,8 +31,10 @@ struct WireKeyRequest: Equatable {
     static let maxHeaderFields = 100
 
     /// Parses the request at the start of `bytes`. A `PUT` whose declared body exceeds
-    /// `maxValueBytes` is `.unsupported` (the router answers 413).
-    static func parse(_ bytes: UnsafeRawBufferPointer, maxValueBytes: Int) -> Parse {
+    /// `maxValueBytes` is `.unsupported` (the router answers 413), and so is a request a browser
+    /// sent (`Origin` or `Sec-Fetch-Site`) or, when `requiringLoopbackHost`, one whose `Host` is
+    /// not a loopback name: the router's `BrowserProtection` judges those.
+    static func parse(_ bytes: UnsafeRawBufferPointer, maxValueBytes: Int, requiringLoopbackHost: Bool = false) -> Parse {
         // The request line and the header fields end at the first empty line.
         let searchEnd = min(bytes.count, maxHeadBytes)
         guard let headEnd = endOfHead(bytes, searchingUpTo: searchEnd) else {
@@ -63,8 +65,14 @@ struct WireKeyRequest: Equatable {
                 let options = connectionOptions(bytes, field.value)
                 if options.upgrade { return .unsupported }
                 if options.close { closeAfter = true }
-            case .transferEncoding, .expect, .upgrade:
+            case .transferEncoding, .expect, .upgrade, .origin, .secFetchSite:
                 return .unsupported
+            case .host:
+                if requiringLoopbackHost
+                    && !BrowserProtection.isLoopbackHost(UnsafeRawBufferPointer(rebasing: bytes[field.value]))
+                {
+                    return .unsupported
+                }
             case .other:
                 break
             }
@@ -146,7 +154,7 @@ struct WireKeyRequest: Equatable {
     // MARK: Header fields
 
     private enum FieldName {
-        case contentLength, connection, transferEncoding, expect, upgrade, other
+        case contentLength, connection, transferEncoding, expect, upgrade, host, origin, secFetchSite, other
     }
 
     private struct Field {
@@ -177,6 +185,9 @@ struct WireKeyRequest: Equatable {
         case 17 where equalsIgnoringCase(bytes, line.lowerBound, "transfer-encoding"): name = .transferEncoding
         case 6 where equalsIgnoringCase(bytes, line.lowerBound, "expect"): name = .expect
         case 7 where equalsIgnoringCase(bytes, line.lowerBound, "upgrade"): name = .upgrade
+        case 4 where equalsIgnoringCase(bytes, line.lowerBound, "host"): name = .host
+        case 6 where equalsIgnoringCase(bytes, line.lowerBound, "origin"): name = .origin
+        case 14 where equalsIgnoringCase(bytes, line.lowerBound, "sec-fetch-site"): name = .secFetchSite
         default: name = .other
         }
         return Field(name: name, value: trimmingWhitespace(bytes, value))

@@ -57,6 +57,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Origins (scheme://host[:port]) whose web pages may call the API, comma-separated; every other cross-site browser request is refused with 403.")
+    var allowedOrigins: String = ""
+
     @Option(help: "Event-loop threads for the HTTP API, the peer transport and the node (Swift concurrency runs on them too).")
     var ioThreads: Int = ServerThreads.defaultCount
 
@@ -125,9 +128,13 @@ struct Serve: AsyncParsableCommand {
                 "snapshotCount": "\(snapshotCount)",
             ])
 
+        // A loopback API answers only loopback Host names: a rebound DNS name gets 421.
+        let protection = BrowserProtection(
+            requiresLoopbackHost: listenHost == "::1" || BrowserProtection.isLoopbackHost(listenHost.utf8),
+            allowedOrigins: Set(allowedOrigins.split(separator: ",").map { String($0) }))
         let api = HTTPAPI(
             replica: FlotillaReplica(node: node), limits: HTTPAPI.Limits(maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes),
-            metrics: registry)
+            metrics: registry, browserProtection: protection)
         let app = makeApplication(
             api: api, services: [node], address: .hostname(listenHost, port: port), logger: logger)
         // SIGINT and SIGTERM trigger a graceful shutdown: the HTTP server stops taking

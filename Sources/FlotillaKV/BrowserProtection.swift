@@ -1,0 +1,122 @@
+import HTTPTypes
+import Hummingbird
+
+/// What keeps a web page in a browser on the same machine from using the API.
+///
+/// A page on any site can make the browser send requests to `http://127.0.0.1:12380`: a
+/// `GET /set?key=…` from an `<img>`, a `POST /2` with a `text/plain` body from a form, neither of
+/// which needs CORS. And a page whose name resolves to 127.0.0.1 (DNS rebinding) is even
+/// same-origin with the API. Browsers say where a request comes from, so the API refuses:
+///
+/// - with 403, a cross-site request: `Sec-Fetch-Site: cross-site`, or an `Origin` that is not
+///   this server (its scheme and authority differ from the request's `Host`), `null` included;
+/// - with 421, on a loopback listener, a `Host` that is not a loopback name or address
+///   (`localhost`, `127.0.0.0/8`, `[::1]`), which is how a rebound name shows.
+///
+/// Requests without these fields (curl, `flotilla` itself, any non-browser client) pass.
+public struct BrowserProtection: Sendable, Hashable {
+    /// Refuse cross-site requests with 403. On by default.
+    public var refusesCrossSite: Bool
+    /// Refuse a `Host` that is not a loopback name with 421: set when the API listens on loopback
+    /// only (`flotilla serve` sets it for a loopback `--listen-host`).
+    public var requiresLoopbackHost: Bool
+    /// Origins (`scheme://host[:port]`, as a browser sends them) allowed to call the API, for a
+    /// web UI served elsewhere.
+    public var allowedOrigins: Set<String>
+
+    public init(refusesCrossSite: Bool = true, requiresLoopbackHost: Bool = false, allowedOrigins: Set<String> = []) {
+        self.refusesCrossSite = refusesCrossSite
+        self.requiresLoopbackHost = requiresLoopbackHost
+        self.allowedOrigins = allowedOrigins
+    }
+
+    enum Verdict: Equatable {
+        case allow
+        /// 403: the reason, for the error body.
+        case crossSite(String)
+        /// 421: the host that is not this server's.
+        case misdirected(String)
+    }
+
+    /// The verdict on a request with these fields (nil when absent).
+    func verdict(host: String?, origin: String?, fetchSite: String?) -> Verdict {
+        if requiresLoopbackHost, let host, !Self.isLoopbackHost(host.utf8) {
+            return .misdirected(host)
+        }
+        guard refusesCrossSite else { return .allow }
+        if let origin, allowedOrigins.contains(origin) { return .allow }
+        if let fetchSite, fetchSite.lowercased() == "cross-site" {
+            return .crossSite("cross-site request refused (Sec-Fetch-Site: cross-site)")
+        }
+        if let origin {
+            guard let host, Self.authority(ofOrigin: origin)?.lowercased() == host.lowercased() else {
+                return .crossSite("cross-site request refused (Origin \(origin) is not this server)")
+            }
+        }
+        return .allow
+    }
+
+    /// `host[:port]` of `scheme://host[:port]`, or nil (`null`, or not an origin).
+    static func authority(ofOrigin origin: String) -> Substring? {
+        guard let separator = origin.firstRange(of: "://") else { return nil }
+        let authority = origin[separator.upperBound...]
+        return authority.isEmpty || authority.contains("/") ? nil : authority
+    }
+
+    /// Whether a `Host` value (`name[:port]` or `[v6][:port]`) names this machine's loopback:
+    /// `localhost` (or a name under `.localhost`, RFC 6761), a dotted IPv4 address in
+    /// 127.0.0.0/8, or `[::1]`. On bytes, so that the wire path checks the head it parsed.
+    public static func isLoopbackHost<Bytes: Collection<UInt8>>(_ host: Bytes) -> Bool {
+        var name = Array(host)
+        if name.first == UInt8(ascii: "[") {
+            guard let close = name.firstIndex(of: UInt8(ascii: "]")) else { return false }
+            let rest = name[(close + 1)...]
+            guard rest.isEmpty || isPort(rest.dropFirst()) && rest.first == UInt8(ascii: ":") else { return false }
+            return Array(name[1..<close]) == Array("::1".utf8)
+        }
+        if let colon = name.firstIndex(of: UInt8(ascii: ":")) {
+            guard isPort(name[(colon + 1)...]) else { return false }
+            name.removeSubrange(colon...)
+        }
+        if name.last == UInt8(ascii: ".") { name.removeLast() }  // a fully qualified "localhost."
+        let lower = name.map { $0 | (UInt8(ascii: "A")...UInt8(ascii: "Z") ~= $0 ? 0x20 : 0) }
+        let localhost = Array("localhost".utf8)
+        if lower == localhost || lower.count > localhost.count + 1 && lower.suffix(localhost.count + 1) == [UInt8(ascii: ".")] + localhost {
+            return true
+        }
+        // 127.a.b.c, each part a decimal of at most 255.
+        let parts = lower.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0].elementsEqual("127".utf8) else { return false }
+        return parts.allSatisfy { part in
+            (1...3).contains(part.count) && part.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+                && Int(String(decoding: part, as: UTF8.self))! <= 255
+        }
+    }
+
+    private static func isPort<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Bool {
+        (1...5).contains(bytes.count) && bytes.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+    }
+}
+
+/// The router's side of `BrowserProtection`: first in the chain, before any route runs.
+struct BrowserProtectionMiddleware<Context: RequestContext>: RouterMiddleware {
+    let protection: BrowserProtection
+
+    static var secFetchSite: HTTPField.Name { HTTPField.Name("Sec-Fetch-Site")! }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        switch protection.verdict(
+            host: request.head.authority, origin: request.headers[.origin], fetchSite: request.headers[Self.secFetchSite])
+        {
+        case .allow:
+            return try await next(request, context)
+        case .crossSite(let reason):
+            return APIError(.forbidden, reason + "; browsers on other sites may not use this API").answer.response
+        case .misdirected(let host):
+            return APIError(
+                .misdirectedRequest,
+                "Host \(host) is not this server: it listens on loopback and answers only loopback names (localhost, 127.0.0.1, [::1])"
+            ).answer.response
+        }
+    }
+}
