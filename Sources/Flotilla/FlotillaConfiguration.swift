@@ -50,6 +50,9 @@ public struct FlotillaConfiguration: Sendable {
     /// The largest transport frame (`RaftTransportConfiguration.maxFrameSize`): above
     /// `maxProposalSize` and raft's `maxSizePerMsg`, with room for the message around them.
     public var maxFrameSize: Int
+    /// Mutual TLS between peers (`RaftTransportConfiguration.tls`); nil for plaintext, which
+    /// lets anyone who reaches the peer port pose as a member.
+    public var peerTLS: PeerTLS?
 
     public init(
         nodeID: UInt64,
@@ -67,7 +70,8 @@ public struct FlotillaConfiguration: Sendable {
         requestTimeout: Duration = .seconds(5),
         leaderWait: Duration = .seconds(3),
         raftOptions: RaftOptions = RaftOptions(),
-        maxFrameSize: Int = 4 << 20
+        maxFrameSize: Int = 4 << 20,
+        peerTLS: PeerTLS? = nil
     ) {
         self.nodeID = nodeID
         self.clusterID = clusterID
@@ -85,6 +89,7 @@ public struct FlotillaConfiguration: Sendable {
         self.leaderWait = leaderWait
         self.raftOptions = raftOptions
         self.maxFrameSize = maxFrameSize
+        self.peerTLS = peerTLS
     }
 }
 

@@ -208,7 +208,7 @@ public actor FlotillaNode<Machine: StateMachine> {
         transport = RaftTransport(
             configuration: RaftTransportConfiguration(
                 clusterID: configuration.clusterID, localID: id, listenAddress: configuration.listenAddress,
-                maxFrameSize: configuration.maxFrameSize),
+                maxFrameSize: configuration.maxFrameSize, tls: configuration.peerTLS),
             eventLoopGroup: eventLoopGroup, logger: logger,
             delivery: TransportDelivery(
                 message: { inputs.yield(.message($0)) }, event: { inputs.yield(.transport($0)) },

@@ -1,3 +1,4 @@
+import NIOSSL
 import ArgumentParser
 
 /// `flotilla bench`: a load generator in the manner of etcd's `benchmark` tool.
@@ -80,7 +81,10 @@ public struct Bench: AsyncParsableCommand {
     }
 
     public func run() async throws {
-        let engine = BenchEngine(configuration: try benchConfiguration())
+        let configuration = try benchConfiguration()
+        let tls = configuration.endpoints.contains { $0.hasPrefix("https://") }
+            ? try NIOSSLContext(configuration: options.tls.configuration()) : nil
+        let engine = BenchEngine(configuration: configuration, tls: tls)
         let total: Int? = if case .total(let n) = engine.configuration.limit { n } else { nil }
         let clock = ContinuousClock()
         let start = clock.now

@@ -1,6 +1,7 @@
 import Histogram
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// What `flotilla bench` does: `clients` concurrent request loops over a pool of `connections`
@@ -62,9 +63,12 @@ public final class BenchProgress: Sendable {
 public struct BenchEngine: Sendable {
     public let configuration: BenchConfiguration
     public let progress = BenchProgress()
+    /// For `https://` endpoints: the client side of TLS (see `ClientTLSOptions`).
+    public let tls: NIOSSLContext?
 
-    public init(configuration: BenchConfiguration) {
+    public init(configuration: BenchConfiguration, tls: NIOSSLContext? = nil) {
         self.configuration = configuration
+        self.tls = tls
     }
 
     /// How far the run is, 0…1, `elapsed` seconds after its start.
@@ -93,7 +97,11 @@ public struct BenchEngine: Sendable {
     /// flight and is reopened, to the next endpoint when it cannot be.
     public func run(firstError: (@Sendable (String) -> Void)? = nil) async throws -> BenchSummary {
         let config = configuration
-        let targets = try config.endpoints.map(Self.hostAndPort)
+        let targets = try config.endpoints.map(Self.target)
+        if targets.contains(where: \.isTLS) && tls == nil {
+            throw ClientError.badEndpoint("\(config.endpoints.joined(separator: ",")) (https:// needs the engine's TLS context)")
+        }
+        let tls = tls
         let start = NIODeadline.now()
         let plan = BenchPlan(configuration: config, progress: progress, start: start, firstError: firstError)
         let slots = min(config.clients, config.connections * targets.count)
@@ -103,7 +111,7 @@ public struct BenchEngine: Sendable {
                 let clients = config.clients / slots + (slot < config.clients % slots ? 1 : 0)
                 let first = slot % targets.count
                 let order = Array(targets[first...] + targets[..<first])
-                group.addTask { await Self.runConnection(clients: clients, endpoints: order, plan: plan) }
+                group.addTask { await Self.runConnection(clients: clients, endpoints: order, tls: tls, plan: plan) }
             }
             var merged = LoopResult()
             for await result in group { merged.add(result) }
@@ -117,13 +125,14 @@ public struct BenchEngine: Sendable {
 
     /// One connection's clients, until they are done: connect, run them, and when the
     /// connection breaks, connect again (to the next endpoint if this one cannot be reached).
-    private static func runConnection(clients: Int, endpoints: [(host: String, port: Int)], plan: BenchPlan) async -> LoopResult {
+    private static func runConnection(clients: Int, endpoints: [Target], tls: NIOSSLContext?, plan: BenchPlan) async -> LoopResult {
         var merged = LoopResult()
         var clients = clients
         var claimed = 0
         var attempt = 0
         while clients > 0 {
-            let (host, port) = endpoints[attempt % endpoints.count]
+            let target = endpoints[attempt % endpoints.count]
+            let (host, port) = (target.host, target.port)
             let box = BenchOutcomeBox()
             let active = clients
             let preclaimed = claimed
@@ -135,6 +144,12 @@ public struct BenchEngine: Sendable {
                     .channelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
                             let pipeline = channel.pipeline.syncOperations
+                            if target.isTLS, let tls {
+                                // SNI and name checks take a DNS name; an IP address is checked
+                                // against the address connected to.
+                                let isIP = (try? SocketAddress(ipAddress: host, port: 0)) != nil
+                                try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: isIP ? nil : host))
+                            }
                             try pipeline.addHandler(IdleStateHandler(readTimeout: .seconds(30)))
                             try pipeline.addHandler(BenchConnectionHandler(
                                 plan: plan, host: "\(host):\(port)", clients: active, claimed: preclaimed, done: box))
@@ -171,11 +186,24 @@ public struct BenchEngine: Sendable {
     }
 
     /// `http://host:port` → (host, port). The bench speaks plain HTTP/1.1.
+    /// An endpoint to connect to.
+    struct Target: Sendable {
+        var host: String
+        var port: Int
+        var isTLS: Bool
+    }
+
+    static func target(_ endpoint: String) throws -> Target {
+        let (host, port) = try hostAndPort(endpoint)
+        return Target(host: host, port: port, isTLS: endpoint.hasPrefix("https://"))
+    }
+
     static func hostAndPort(_ endpoint: String) throws -> (host: String, port: Int) {
-        guard endpoint.hasPrefix("http://") else {
-            throw ClientError.badEndpoint(endpoint + " (flotilla bench speaks plain http://)")
+        let isTLS = endpoint.hasPrefix("https://")
+        guard isTLS || endpoint.hasPrefix("http://") else {
+            throw ClientError.badEndpoint(endpoint + " (flotilla bench speaks http:// and https://)")
         }
-        let rest = endpoint.dropFirst(7)
+        let rest = endpoint.dropFirst(isTLS ? 8 : 7)
         guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port) else {
             throw ClientError.badEndpoint(endpoint)
         }

@@ -18,8 +18,10 @@ public enum ClientCommands {
 
 /// `--endpoints`, shared by the client subcommands.
 public struct EndpointOptions: ParsableArguments {
-    @Option(help: "Client URLs of the cluster (http://HOST:PORT), comma-separated; each request tries the next one when one cannot be reached.")
+    @Option(help: "Client URLs of the cluster (http://HOST:PORT or https://), comma-separated; each request tries the next one when one cannot be reached.")
     public var endpoints: String = "http://127.0.0.1:12380"
+
+    @OptionGroup public var tls: ClientTLSOptions
 
     public init() {}
 
@@ -33,7 +35,7 @@ public struct EndpointOptions: ParsableArguments {
 
     /// Runs `body` with a client for the endpoints, shut down afterwards.
     func withClient<T>(_ body: (FlotillaHTTPClient) async throws -> T) async throws -> T {
-        let client = FlotillaHTTPClient(endpoints: try parseEndpoints(endpoints), connections: 1)
+        let client = FlotillaHTTPClient(endpoints: try parseEndpoints(endpoints), connections: 1, tls: try tls.configuration())
         do {
             let result = try await body(client)
             try await client.shutdown()

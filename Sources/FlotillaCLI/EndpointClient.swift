@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import NIOSSL
 import NIOCore
 import NIOHTTP1
 
@@ -85,9 +86,14 @@ public final class FlotillaHTTPClient: Sendable {
     /// - Parameters:
     ///   - connections: the pool's connections per endpoint (requests beyond them wait).
     ///   - connectTimeout: how long to try one endpoint before moving on to the next.
-    public init(endpoints: [String], connections: Int = 8, connectTimeout: TimeAmount = .seconds(2), requestTimeout: TimeAmount = .seconds(30)) {
+    ///   - tls: for `https://` endpoints (the server verified, a client certificate presented).
+    public init(
+        endpoints: [String], connections: Int = 8, connectTimeout: TimeAmount = .seconds(2), requestTimeout: TimeAmount = .seconds(30),
+        tls: TLSConfiguration? = nil
+    ) {
         precondition(!endpoints.isEmpty, "no endpoints")
         var configuration = HTTPClient.Configuration()
+        if let tls { configuration.tlsConfiguration = tls }
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, connections))
         // Fail fast on a dead endpoint, so that the next one is tried.
         configuration.connectionPool.retryConnectionEstablishment = false

@@ -91,12 +91,17 @@ public struct FlotillaReplica: KeyValueReplica {
         let (members, leader) = await (node.members, node.status.leaderID)
         return members.map { member in
             ReplicaMember(
-                id: member.id, peerURL: member.address.map { PeerURL($0).description } ?? "",
+                id: member.id, peerURL: member.address.map { PeerURL($0, isTLS: node.configuration.peerTLS != nil).description } ?? "",
                 learner: member.isLearner, leader: member.id == leader)
         }
     }
 
     public func addMember(id: UInt64, peerURL: PeerURL, asLearner: Bool) async throws {
+        // Every peer of a cluster speaks the same: TLS for all, or for none.
+        guard peerURL.isTLS == (node.configuration.peerTLS != nil) else {
+            throw ReplicaError.invalidRequest(
+                "\(peerURL) is \(peerURL.isTLS ? "https" : "http"), but this cluster's peers speak \(peerURL.isTLS ? "plaintext: use http://" : "TLS: use https://")")
+        }
         do {
             try await node.addMember(id: id, address: peerURL.address, asLearner: asLearner)
         } catch {

@@ -17,15 +17,16 @@ import Foundation
 
 /// The `flotilla serve` HTTP application: the API's routes on `address`, with `services` (the
 /// `FlotillaNode`) run beside the HTTP server and shut down after it. Each connection answers
-/// the key routes through `KeyValueWirePath` and everything else through the router.
+/// the key routes through `KeyValueWirePath` and everything else through the router; with
+/// `tls`, inside TLS.
 public func makeApplication<Replica: KeyValueReplica>(
-    api: HTTPAPI<Replica>, services: [any Service], address: BindAddress, logger: Logger
+    api: HTTPAPI<Replica>, services: [any Service], address: BindAddress, tls: APITLS? = nil, logger: Logger
 ) -> some ApplicationProtocol {
     let serverName = "flotilla"
     return Application(
         router: api.makeRouter(),
         server: HTTPServerBuilder { responder in
-            KeyValueHTTP1Channel(base: HTTP1Channel(responder: responder)) {
+            KeyValueHTTP1Channel(base: HTTP1Channel(responder: responder), tls: tls) {
                 KeyValueWirePath(api: api, serverName: serverName, logger: logger)
             }
         },
@@ -41,10 +42,12 @@ struct KeyValueHTTP1Channel<Replica: KeyValueReplica>: ServerChildChannel, HTTPC
     typealias Value = HTTP1Channel.Value
 
     let base: HTTP1Channel
+    let tls: APITLS?
     let makeWirePath: @Sendable () -> KeyValueWirePath<Replica>
 
-    init(base: HTTP1Channel, makeWirePath: @escaping @Sendable () -> KeyValueWirePath<Replica>) {
+    init(base: HTTP1Channel, tls: APITLS?, makeWirePath: @escaping @Sendable () -> KeyValueWirePath<Replica>) {
         self.base = base
+        self.tls = tls
         self.makeWirePath = makeWirePath
     }
 
@@ -52,7 +55,10 @@ struct KeyValueHTTP1Channel<Replica: KeyValueReplica>: ServerChildChannel, HTTPC
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         base.setup(channel: channel, logger: logger).flatMapThrowing { value in
-            try channel.pipeline.syncOperations.addHandler(makeWirePath(), position: .first)
+            let pipeline = channel.pipeline.syncOperations
+            try pipeline.addHandler(makeWirePath(), position: .first)
+            // TLS ahead of everything: the wire path and the decoder read plaintext.
+            if let tls { try pipeline.addHandler(tls.handler(), position: .first) }
             return value
         }
     }

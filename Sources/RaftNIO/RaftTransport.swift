@@ -127,6 +127,7 @@ public final class RaftTransport: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         guard registry.register(channel) else { return }  // shutting down
                         let pipeline = channel.pipeline.syncOperations
+                        if let tls = configuration.tls { try pipeline.addHandler(tls.serverHandler()) }
                         try pipeline.addHandler(ByteToMessageHandler(
                             WireDecoder(maxFrameSize: configuration.maxFrameSize, expectsPreamble: true)))
                         try pipeline.addHandler(MessageToByteHandler(FrameEncoder()))

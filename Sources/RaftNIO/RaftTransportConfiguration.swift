@@ -54,6 +54,9 @@ public struct RaftTransportConfiguration: Sendable {
     public var snapshotAckTimeout: TimeAmount
     /// The jitter source for reconnection delays (inject a fixed one in tests).
     public var jitter: Jitter
+    /// Mutual TLS on every stream, both ways; nil for plaintext (loopback or a private network
+    /// only: anyone who reaches the port can then pose as a member).
+    public var tls: PeerTLS?
 
     public init(
         clusterID: UInt64,
@@ -68,7 +71,8 @@ public struct RaftTransportConfiguration: Sendable {
         handshakeTimeout: TimeAmount = .seconds(10),
         peerIdleTimeout: TimeAmount = .seconds(60),
         snapshotAckTimeout: TimeAmount = .seconds(30),
-        jitter: Jitter = .random
+        jitter: Jitter = .random,
+        tls: PeerTLS? = nil
     ) {
         precondition(clusterID != 0 && localID != 0, "cluster and node ids must be non-zero")
         precondition(maxFrameSize >= 64 && maxFrameSize <= Int(UInt32.max), "maxFrameSize must be in 64...2^32-1")
@@ -85,5 +89,6 @@ public struct RaftTransportConfiguration: Sendable {
         self.peerIdleTimeout = peerIdleTimeout
         self.snapshotAckTimeout = snapshotAckTimeout
         self.jitter = jitter
+        self.tls = tls
     }
 }

@@ -22,6 +22,7 @@ struct Flotilla: AsyncParsableCommand {
             Serve.self,
             WALCommand.self,
             LocalCluster.self,
+            Certs.self,
         ] + ClientCommands.all,
         defaultSubcommand: Serve.self
     )

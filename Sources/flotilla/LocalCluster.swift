@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import FlotillaCLI
 import Foundation
 
 #if canImport(Glibc)
@@ -38,6 +39,9 @@ struct LocalCluster: AsyncParsableCommand {
     @Option(help: "Node 1's peer port; node K's is BASE + (K-1)·10000, and its client port the one above.")
     var basePort: Int = 12379
 
+    @Flag(help: "TLS both ways: make a development CA and certificates in BASE/certs (once), mutual TLS between the nodes, HTTPS with client certificates on the API.")
+    var tls: Bool = false
+
     func validate() throws {
         guard (1...6).contains(nodes) else { throw ValidationError("--nodes must be between 1 and 6") }
         guard basePort >= 1, httpPort(nodes) <= 65535 else {
@@ -53,13 +57,16 @@ struct LocalCluster: AsyncParsableCommand {
         guard let executable = Bundle.main.executableURL else {
             throw ValidationError("cannot find this executable's path")
         }
-        let peers = (1...nodes).map { "http://127.0.0.1:\(peerPort($0))" }.joined(separator: ",")
+        let scheme = tls ? "https" : "http"
+        let peers = (1...nodes).map { "\(scheme)://127.0.0.1:\(peerPort($0))" }.joined(separator: ",")
         let output = PrefixedOutput(color: isatty(STDOUT_FILENO) != 0)
         do {
             try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         } catch {
             throw ValidationError("cannot create --data-dir \(dataDir): \(error)")
         }
+        let certs = "\(dataDir)/certs"
+        if tls { try makeCertificates(in: certs, output: output) }
 
         var children: [(k: Int, process: Process)] = []
         for k in 1...nodes {
@@ -69,6 +76,14 @@ struct LocalCluster: AsyncParsableCommand {
             ]
             if let snapshotCount { arguments += ["--snapshot-count", "\(snapshotCount)"] }
             if let logLevel { arguments += ["--log-level", logLevel] }
+            if tls {
+                arguments += [
+                    "--peer-cert-file", "\(certs)/node-\(k).pem", "--peer-key-file", "\(certs)/node-\(k)-key.pem",
+                    "--peer-trusted-ca-file", "\(certs)/ca.pem",
+                    "--cert-file", "\(certs)/node-\(k).pem", "--key-file", "\(certs)/node-\(k)-key.pem",
+                    "--trusted-ca-file", "\(certs)/ca.pem", "--client-cert-auth",
+                ]
+            }
             let process = Process()
             process.executableURL = executable
             process.arguments = arguments
@@ -110,14 +125,15 @@ struct LocalCluster: AsyncParsableCommand {
         }
         defer { sources.forEach { $0.cancel() } }
 
-        var banner = "flotilla cluster: \(nodes) node(s), data in \(dataDir)/nodeK\n"
+        var banner = "flotilla cluster: \(nodes) node(s), data in \(dataDir)/nodeK\(tls ? ", certificates in \(certs)" : "")\n"
         for (k, process) in children {
-            banner += "  n\(k): pid \(process.processIdentifier), client API http://127.0.0.1:\(httpPort(k)), peer URL http://127.0.0.1:\(peerPort(k))\n"
+            banner += "  n\(k): pid \(process.processIdentifier), client API \(scheme)://127.0.0.1:\(httpPort(k)), peer URL \(scheme)://127.0.0.1:\(peerPort(k))\n"
         }
+        let curl = tls ? "curl --cacert \(certs)/ca.pem --cert \(certs)/client.pem --key \(certs)/client-key.pem" : "curl"
         banner += """
-              try: curl -L -X PUT http://127.0.0.1:\(httpPort(1))/my-key -d hello
-                   curl -L http://127.0.0.1:\(httpPort(min(2, nodes)))/my-key
-                   curl -s http://127.0.0.1:\(httpPort(1))/v1/members
+              try: \(curl) -X PUT \(scheme)://127.0.0.1:\(httpPort(1))/my-key -d hello
+                   \(curl) \(scheme)://127.0.0.1:\(httpPort(min(2, nodes)))/my-key
+                   \(curl) -s \(scheme)://127.0.0.1:\(httpPort(1))/v1/members
             Ctrl-C stops every node.
 
             """
@@ -150,6 +166,20 @@ struct LocalCluster: AsyncParsableCommand {
         for (k, process) in children where !reported.contains(k) {
             output.write("flotilla cluster: n\(k) stopped (\(describe(process)))\n")
         }
+    }
+
+    /// The development CA and certificates in `directory`, made the first time (a restart of
+    /// the cluster keeps its certificates, so its data stays readable by the same identities).
+    private func makeCertificates(in directory: String, output: PrefixedOutput) throws {
+        let existing = (1...nodes).allSatisfy { FileManager.default.fileExists(atPath: "\(directory)/node-\($0).pem") }
+        if existing { return }
+        let maker = DevelopmentCertificates(hosts: ["localhost", "127.0.0.1", "::1"], nodes: nodes)
+        do {
+            _ = try maker.write(try maker.make(), to: directory)
+        } catch {
+            throw ValidationError("cannot make certificates in \(directory): \(error) (remove it to start afresh)")
+        }
+        output.write("flotilla cluster: made a development CA and certificates in \(directory)\n")
     }
 
     private func describe(_ process: Process) -> String {

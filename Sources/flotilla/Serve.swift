@@ -24,7 +24,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "This node's id; node N's peer URL is the N-th of --cluster.")
     var id: UInt64 = 1
 
-    @Option(help: "Peer URLs (http://host:port), comma-separated; ids 1, 2, 3 … in order.")
+    @Option(help: "Peer URLs (http://host:port, or https:// with the --peer-* TLS flags), comma-separated; ids 1, 2, 3 … in order.")
     var cluster: String = "http://127.0.0.1:12379"
 
     @Option(help: "HTTP client API port.")
@@ -57,6 +57,27 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Serve the client API over HTTPS with this certificate (PEM, with --key-file).")
+    var certFile: String?
+
+    @Option(help: "The private key of --cert-file (PEM).")
+    var keyFile: String?
+
+    @Option(help: "The CA (PEM) whose certificates clients must present, with --client-cert-auth.")
+    var trustedCAFile: String?
+
+    @Flag(help: "Require a client certificate of --trusted-ca-file on every API connection.")
+    var clientCertAuth: Bool = false
+
+    @Option(help: "This node's peer certificate (PEM): mutual TLS between peers, with --peer-key-file, --peer-trusted-ca-file and https:// in --cluster.")
+    var peerCertFile: String?
+
+    @Option(help: "The private key of --peer-cert-file (PEM).")
+    var peerKeyFile: String?
+
+    @Option(help: "The CA (PEM) every peer's certificate must chain to.")
+    var peerTrustedCAFile: String?
+
     @Option(help: "Origins (scheme://host[:port]) whose web pages may call the API, comma-separated; every other cross-site browser request is refused with 403.")
     var allowedOrigins: String = ""
 
@@ -75,6 +96,46 @@ struct Serve: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
+        guard (certFile == nil) == (keyFile == nil) else {
+            throw ValidationError("--cert-file and --key-file go together: give both for HTTPS, or neither")
+        }
+        if clientCertAuth {
+            guard certFile != nil, trustedCAFile != nil else {
+                throw ValidationError("--client-cert-auth needs HTTPS (--cert-file, --key-file) and the clients' CA (--trusted-ca-file)")
+            }
+        } else if trustedCAFile != nil {
+            throw ValidationError("--trusted-ca-file is the CA of client certificates: add --client-cert-auth to require them")
+        }
+        let peerFlags = [peerCertFile, peerKeyFile, peerTrustedCAFile]
+        guard peerFlags.allSatisfy({ $0 == nil }) || peerFlags.allSatisfy({ $0 != nil }) else {
+            throw ValidationError("--peer-cert-file, --peer-key-file and --peer-trusted-ca-file go together: give all three for peer TLS, or none")
+        }
+    }
+
+    /// Peer TLS from the flags, checked against the scheme of the `--cluster` URLs.
+    func peerTLS(for peers: [PeerURL]) throws -> PeerTLS? {
+        let wantsTLS = peerCertFile != nil
+        if let plain = peers.first(where: { $0.isTLS != wantsTLS }) {
+            throw ServeError(wantsTLS
+                ? "--cluster: \(plain) is http://, but the --peer-* flags turn on peer TLS: give every peer URL as https://"
+                : "--cluster: \(plain) is https://, which needs peer TLS: give --peer-cert-file, --peer-key-file and --peer-trusted-ca-file")
+        }
+        guard let peerCertFile, let peerKeyFile, let peerTrustedCAFile else { return nil }
+        do {
+            return try PeerTLS(certificateFile: peerCertFile, keyFile: peerKeyFile, trustedCAFile: peerTrustedCAFile)
+        } catch {
+            throw ServeError("peer TLS: \(error)")
+        }
+    }
+
+    /// HTTPS for the API from the flags, or nil.
+    func apiTLS() throws -> APITLS? {
+        guard let certFile, let keyFile else { return nil }
+        do {
+            return try APITLS(certificateFile: certFile, keyFile: keyFile, clientCAFile: clientCertAuth ? trustedCAFile : nil)
+        } catch {
+            throw ServeError("API TLS: \(error)")
+        }
     }
 
     func run() async throws {
@@ -88,6 +149,8 @@ struct Serve: AsyncParsableCommand {
             throw ServeError("--id \(id) has no peer URL: --cluster lists \(peers.count) URL(s), for ids 1 to \(peers.count)")
         }
 
+        let peerTLS = try self.peerTLS(for: peers)
+        let apiTLS = try self.apiTLS()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in ServerLogHandler(label: label, level: level) }
         let logger = Logger(label: "flotilla")
@@ -113,7 +176,8 @@ struct Serve: AsyncParsableCommand {
             dataDirectory: dataDir, bootstrap: join ? .join : .newCluster, snapshotInterval: snapshotCount,
             // Room for the largest key and value, and the command's header.
             maxProposalSize: maxValueBytes + maxKeyBytes + 64, requestTimeout: timeout,
-            leaderWait: min(timeout, .seconds(3)), maxFrameSize: max(4 << 20, 2 * (maxValueBytes + maxKeyBytes) + (1 << 16)))
+            leaderWait: min(timeout, .seconds(3)), maxFrameSize: max(4 << 20, 2 * (maxValueBytes + maxKeyBytes) + (1 << 16)),
+            peerTLS: peerTLS)
         let node = try FlotillaNode(configuration: configuration, stateMachine: KeyValueStore(), logger: logger)
         do {
             try await node.start()
@@ -124,7 +188,8 @@ struct Serve: AsyncParsableCommand {
         logger.notice(
             "serving",
             metadata: [
-                "id": "\(id)", "peerURL": "\(own)", "api": "http://\(listenHost):\(port)", "dataDir": "\(dataDir)",
+                "id": "\(id)", "peerURL": "\(own)", "api": "\(apiTLS == nil ? "http" : "https")://\(listenHost):\(port)",
+                "dataDir": "\(dataDir)",
                 "snapshotCount": "\(snapshotCount)",
             ])
 
@@ -136,7 +201,7 @@ struct Serve: AsyncParsableCommand {
             replica: FlotillaReplica(node: node), limits: HTTPAPI.Limits(maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes),
             metrics: registry, browserProtection: protection)
         let app = makeApplication(
-            api: api, services: [node], address: .hostname(listenHost, port: port), logger: logger)
+            api: api, services: [node], address: .hostname(listenHost, port: port), tls: apiTLS, logger: logger)
         // SIGINT and SIGTERM trigger a graceful shutdown: the HTTP server stops taking
         // connections and finishes its requests, then the node stops and closes its WAL.
         do {

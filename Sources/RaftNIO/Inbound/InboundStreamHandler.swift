@@ -102,6 +102,10 @@ final class InboundStreamHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let error = error as? TransportProtocolError {
             run(stateMachine.errorCaught(error), context: context)
+        } else if PeerTLS.isTLSError(error) {
+            // A plaintext dialler, a certificate of another CA, none at all: refused by TLS.
+            logger.warning("refusing peer connection: TLS: \(error)")
+            context.close(promise: nil)
         } else {
             // An I/O error (reset by peer and the like): nothing to refuse, just let it go.
             logger.debug("inbound stream failed: \(error)")

@@ -89,6 +89,9 @@ final class PeerStream: Sendable {
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls = configuration.tls {
+                        try channel.pipeline.syncOperations.addHandler(tls.clientHandler(host: address.host))
+                    }
                     try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
                     // Nothing is read on a message stream; whatever arrives is discarded.
                 }
@@ -111,7 +114,9 @@ final class PeerStream: Sendable {
                     }
                     self.run(self.stateMachine.withLock { $0.connected(channel, generation: generation) })
                 case .failure(let error):
-                    self.logger.debug("cannot connect to peer", metadata: [
+                    // A TLS failure is a misconfiguration (or not our peer): say so louder than
+                    // a peer that is merely down.
+                    self.logger.log(level: PeerTLS.isTLSError(error) ? .warning : .debug, "cannot connect to peer", metadata: [
                         "address": "\(address)", "error": "\(error)",
                     ])
                     self.run(self.stateMachine.withLock { $0.connectionFailed(generation: generation) })

@@ -49,10 +49,11 @@ struct SnapshotSender {
             channel = try await ClientBootstrap(group: context.group)
                 .connectTimeout(configuration.connectTimeout)
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(.socketOption(.so_keepalive), value: 1)
+                .channelOption(.socketOption(.so_keepalive), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations
+                        if let tls = configuration.tls { try pipeline.addHandler(tls.clientHandler(host: address.host)) }
                         try pipeline.addHandler(ByteToMessageHandler(
                             WireDecoder(maxFrameSize: configuration.maxFrameSize, expectsPreamble: false)))
                         try pipeline.addHandler(MessageToByteHandler(FrameEncoder()))

@@ -1,0 +1,101 @@
+import NIOCore
+import NIOSSL
+
+/// Mutual TLS between the nodes of a cluster (Docs/TRANSPORT.md §7), on swift-nio-ssl: both
+/// sides present a certificate, both verify the other's against the cluster's CA, and the
+/// dialling side also checks that the listener's certificate names the host of its member URL
+/// (a DNS name, or an IP address SAN matched against the address it connected to). Message and
+/// snapshot streams alike run inside it; the preamble and frames are unchanged.
+///
+/// Certificates should carry both `serverAuth` and `clientAuth` extended key usages (every node
+/// is a server to some peers and a client of others); `flotilla certs` makes such ones.
+public struct PeerTLS: Sendable {
+    /// The listener's side: presents the node's certificate and requires the dialler's.
+    let serverContext: NIOSSLContext
+    /// The dialler's side: presents the node's certificate and verifies the listener's.
+    let clientContext: NIOSSLContext
+
+    /// From certificates and a key already loaded. `trustRoots` are the CA certificates a peer's
+    /// certificate must chain to.
+    public init(certificateChain: [NIOSSLCertificate], privateKey: NIOSSLPrivateKey, trustRoots: [NIOSSLCertificate]) throws {
+        var server = TLSConfiguration.makeServerConfiguration(
+            certificateChain: certificateChain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
+        // Whoever dials in must present a certificate of this CA. A dialler's address says
+        // nothing about its identity (it comes from an ephemeral port on any interface), so its
+        // certificate is checked for its chain, not for a host name.
+        server.certificateVerification = .noHostnameVerification
+        server.trustRoots = .certificates(trustRoots)
+        server.minimumTLSVersion = .tlsv12
+
+        var client = TLSConfiguration.makeClientConfiguration()
+        client.certificateChain = certificateChain.map { .certificate($0) }
+        client.privateKey = .privateKey(privateKey)
+        client.certificateVerification = .fullVerification
+        client.trustRoots = .certificates(trustRoots)
+        client.minimumTLSVersion = .tlsv12
+
+        serverContext = try NIOSSLContext(configuration: server)
+        clientContext = try NIOSSLContext(configuration: client)
+    }
+
+    /// From PEM files: the node's certificate (chain), its private key, and the CA file that
+    /// peers' certificates must chain to (etcd's `--peer-cert-file`, `--peer-key-file`,
+    /// `--peer-trusted-ca-file`).
+    public init(certificateFile: String, keyFile: String, trustedCAFile: String) throws(TLSFileError) {
+        let chain = try TLSFileError.loading(certificateFile, as: "certificate") {
+            try NIOSSLCertificate.fromPEMFile(certificateFile)
+        }
+        let key = try TLSFileError.loading(keyFile, as: "private key") { try NIOSSLPrivateKey(file: keyFile, format: .pem) }
+        let roots = try TLSFileError.loading(trustedCAFile, as: "CA certificate") {
+            try NIOSSLCertificate.fromPEMFile(trustedCAFile)
+        }
+        do {
+            try self.init(certificateChain: chain, privateKey: key, trustRoots: roots)
+        } catch {
+            throw TLSFileError(
+                path: certificateFile,
+                description: "\(certificateFile) and \(keyFile) do not make a TLS identity (\(error)): is the key the certificate's?")
+        }
+    }
+
+    func serverHandler() -> NIOSSLServerHandler {
+        NIOSSLServerHandler(context: serverContext)
+    }
+
+    /// A client handler that verifies the listener at `host`: by name for a DNS name (also sent
+    /// as SNI), by the connected address for an IP address (which SNI may not carry).
+    func clientHandler(host: String) throws -> NIOSSLClientHandler {
+        try NIOSSLClientHandler(context: clientContext, serverHostname: Self.isIPAddress(host) ? nil : host)
+    }
+
+    static func isIPAddress(_ host: String) -> Bool {
+        (try? SocketAddress(ipAddress: host, port: 0)) != nil
+    }
+
+    /// Whether `error` came from TLS: a handshake or certificate failure, worth a warning (a
+    /// misconfigured or foreign peer), not the debug line of a plain connection reset.
+    static func isTLSError(_ error: any Error) -> Bool {
+        error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError
+    }
+}
+
+/// A TLS file that cannot be used: which one, and why.
+public struct TLSFileError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var path: String
+    public var description: String
+
+    public init(path: String, description: String) {
+        self.path = path
+        self.description = description
+    }
+
+    static func loading<T>(_ path: String, as what: String, _ load: () throws -> T) throws(TLSFileError) -> T {
+        do {
+            return try load()
+        } catch {
+            throw TLSFileError(
+                path: path,
+                description: "cannot read the \(what) in \(path) (\(error)): it must exist, be readable, and hold PEM")
+        }
+    }
+}
