@@ -136,6 +136,9 @@ let package = Package(
             dependencies: [
                 "RaftNIO",
                 "Raft",
+                // DevelopmentCertificates, for the TLS tests.
+                "FlotillaCLI",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

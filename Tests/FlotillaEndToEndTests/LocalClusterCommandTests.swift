@@ -94,16 +94,16 @@ struct LocalClusterCommandTests {
 }
 
 /// A `flotilla cluster` process, its output in a file.
-private final class ClusterCommand {
+final class ClusterCommand {
     let process = Process()
     let logPath: String
 
-    init(executable: URL, root: String, basePort: Int, log: String) throws {
+    init(executable: URL, root: String, basePort: Int, log: String, extraArguments: [String] = []) throws {
         logPath = "\(root)/\(log)"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.executableURL = executable
-        process.arguments = ["cluster", "--nodes", "3", "--base-port", "\(basePort)", "--data-dir", "\(root)/data"]
+        process.arguments = ["cluster", "--nodes", "3", "--base-port", "\(basePort)", "--data-dir", "\(root)/data"] + extraArguments
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
@@ -144,9 +144,11 @@ private final class ClusterCommand {
 }
 
 /// A base port B in [13000, 15000) with B + (K−1)·10000 and the port above free for every node.
-private func freeBasePort(nodes: Int) -> Int? {
+/// A base port whose cluster ports (base + k·10000 and the one above) are all free and all
+/// below 32768, outside the ephemeral range.
+func freeBasePort(nodes: Int) -> Int? {
     for _ in 0..<50 {
-        let base = Int.random(in: 13_000..<15_000)
+        let base = Int.random(in: 2_000..<(32_767 - (nodes - 1) * 10_000 - 1))
         let ports = (0..<nodes).flatMap { [base + $0 * 10_000, base + $0 * 10_000 + 1] }
         if ports.allSatisfy(isFree) { return base }
     }
