@@ -50,6 +50,10 @@ public struct FlotillaConfiguration: Sendable {
     /// The largest transport frame (`RaftTransportConfiguration.maxFrameSize`): above
     /// `maxProposalSize` and raft's `maxSizePerMsg`, with room for the message around them.
     public var maxFrameSize: Int
+    /// Writes handed to `apply(_:completion:)` that may wait for the Ready loop at once; more
+    /// fail at once with `FlotillaError.overloaded` (503 over HTTP), so that a burst the node
+    /// cannot take never grows memory without bound. Default 16,384.
+    public var maxQueuedWrites: Int
     /// Mutual TLS between peers (`RaftTransportConfiguration.tls`); nil for plaintext, which
     /// lets anyone who reaches the peer port pose as a member.
     public var peerTLS: PeerTLS?
@@ -71,6 +75,7 @@ public struct FlotillaConfiguration: Sendable {
         leaderWait: Duration = .seconds(3),
         raftOptions: RaftOptions = RaftOptions(),
         maxFrameSize: Int = 4 << 20,
+        maxQueuedWrites: Int = 16_384,
         peerTLS: PeerTLS? = nil
     ) {
         self.nodeID = nodeID
@@ -89,6 +94,7 @@ public struct FlotillaConfiguration: Sendable {
         self.leaderWait = leaderWait
         self.raftOptions = raftOptions
         self.maxFrameSize = maxFrameSize
+        self.maxQueuedWrites = maxQueuedWrites
         self.peerTLS = peerTLS
     }
 }
@@ -106,6 +112,9 @@ public struct RaftOptions: Sendable, Hashable {
     /// with 64 clients: half the follower WAL saves, a fifth less follower CPU, 8 % more
     /// writes per second). Raise it when followers are far (high RTT) and entries are big.
     public var maxInflightMsgs: Int
+    /// Payload bytes a leader lets wait uncommitted before it refuses proposals
+    /// (`FlotillaError.proposalDropped`, 503 over HTTP): a leader that cannot commit (no quorum,
+    /// a slow disk) must not grow its log without bound. Default 64 MiB; 0 is unbounded.
     public var maxUncommittedEntriesSize: UInt64
     /// Followers forward proposals to the leader (raft's default). When false, `apply` on a
     /// follower fails with `FlotillaError.notLeader(leaderID:)`, naming the leader.
@@ -113,7 +122,7 @@ public struct RaftOptions: Sendable, Hashable {
 
     public init(
         checkQuorum: Bool = true, preVote: Bool = true, readOnlyOption: ReadOnlyOption = .safe,
-        maxSizePerMsg: UInt64 = 1 << 20, maxInflightMsgs: Int = 1, maxUncommittedEntriesSize: UInt64 = 0,
+        maxSizePerMsg: UInt64 = 1 << 20, maxInflightMsgs: Int = 1, maxUncommittedEntriesSize: UInt64 = 64 << 20,
         forwardProposals: Bool = true
     ) {
         self.checkQuorum = checkQuorum

@@ -24,6 +24,9 @@ public enum FlotillaError: Error, Hashable, Sendable, CustomStringConvertible {
     case leaderChanged
     /// A membership change that cannot be made (the string says why).
     case invalidMembershipChange(String)
+    /// Too many writes are waiting for the node already (`Configuration.maxQueuedWrites`); this
+    /// one was not taken. Retry shortly, or slow down.
+    case overloaded(queued: Int, limit: Int)
     /// The node was used before `start()`.
     case notStarted
     /// The node stopped on an error it cannot recover from (storage, a state machine that
@@ -52,6 +55,8 @@ public enum FlotillaError: Error, Hashable, Sendable, CustomStringConvertible {
             return "the leader changed before the write was committed; it was not applied and will not be: retry"
         case .invalidMembershipChange(let why):
             return "invalid membership change: \(why)"
+        case .overloaded(let queued, let limit):
+            return "the node has \(queued) writes waiting (the limit is \(limit), maxQueuedWrites); retry shortly, or send fewer at once"
         case .notStarted:
             return "the node has not been started: call start() (or run it as a Service) first"
         case .failed(let why):

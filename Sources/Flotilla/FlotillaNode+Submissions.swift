@@ -44,6 +44,8 @@ extension FlotillaNode {
             case .notStarted: return .notStarted
             case .closed(let error): return error
             case .open:
+                let limit = configuration.maxQueuedWrites
+                guard inbox.waiting.count < limit else { return .overloaded(queued: inbox.waiting.count, limit: limit) }
                 inbox.waiting.append(.init(command: command, completion: completion))
                 // One input wakes the loop for every submission that arrives before it runs.
                 if inbox.waiting.count == 1 { inputs.yield(.submitted) }

@@ -25,7 +25,7 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
     /// timeout, 500 for an internal failure.
     public init(_ error: ReplicaError) {
         switch error {
-        case .noLeader, .proposalDropped, .stopped:
+        case .noLeader, .proposalDropped, .stopped, .overloaded:
             self.init(.serviceUnavailable, error.description, headers: [.retryAfter: "1"])
         case .timeout:
             self.init(.gatewayTimeout, error.description)

@@ -20,17 +20,22 @@ import Foundation
 /// the key routes through `KeyValueWirePath` and everything else through the router; with
 /// `tls`, inside TLS.
 public func makeApplication<Replica: KeyValueReplica>(
-    api: HTTPAPI<Replica>, services: [any Service], address: BindAddress, tls: APITLS? = nil, logger: Logger
+    api: HTTPAPI<Replica>, services: [any Service], address: BindAddress, tls: APITLS? = nil,
+    limits: ClientConnectionLimits = ClientConnectionLimits(), logger: Logger
 ) -> some ApplicationProtocol {
     let serverName = "flotilla"
     return Application(
         router: api.makeRouter(),
         server: HTTPServerBuilder { responder in
-            KeyValueHTTP1Channel(base: HTTP1Channel(responder: responder), tls: tls) {
+            KeyValueHTTP1Channel(base: HTTP1Channel(responder: responder), tls: tls, limits: limits, logger: logger) {
                 KeyValueWirePath(api: api, serverName: serverName, logger: logger)
             }
         },
-        configuration: ApplicationConfiguration(address: address, serverName: serverName),
+        configuration: ApplicationConfiguration(
+            address: address, serverName: serverName,
+            // At the limit the listener stops accepting: connections wait in the backlog, holding
+            // none of the node's descriptors, which stay free for its WAL and snapshots.
+            availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections, logger: logger)),
         services: services,
         logger: logger)
 }
@@ -43,11 +48,18 @@ struct KeyValueHTTP1Channel<Replica: KeyValueReplica>: ServerChildChannel, HTTPC
 
     let base: HTTP1Channel
     let tls: APITLS?
+    let limits: ClientConnectionLimits
+    let logger: Logger
     let makeWirePath: @Sendable () -> KeyValueWirePath<Replica>
 
-    init(base: HTTP1Channel, tls: APITLS?, makeWirePath: @escaping @Sendable () -> KeyValueWirePath<Replica>) {
+    init(
+        base: HTTP1Channel, tls: APITLS?, limits: ClientConnectionLimits, logger: Logger,
+        makeWirePath: @escaping @Sendable () -> KeyValueWirePath<Replica>
+    ) {
         self.base = base
         self.tls = tls
+        self.limits = limits
+        self.logger = logger
         self.makeWirePath = makeWirePath
     }
 
@@ -57,6 +69,8 @@ struct KeyValueHTTP1Channel<Replica: KeyValueReplica>: ServerChildChannel, HTTPC
         base.setup(channel: channel, logger: logger).flatMapThrowing { value in
             let pipeline = channel.pipeline.syncOperations
             try pipeline.addHandler(makeWirePath(), position: .first)
+            // The deadlines see every plaintext byte, whoever answers it.
+            try pipeline.addHandler(ClientConnectionDeadlines(limits: limits, logger: logger), position: .first)
             // TLS ahead of everything: the wire path and the decoder read plaintext.
             if let tls { try pipeline.addHandler(tls.handler(), position: .first) }
             return value

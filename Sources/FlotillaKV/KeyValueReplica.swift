@@ -130,6 +130,8 @@ public enum ReplicaError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidRequest(String)
     /// The command is larger than the replica accepts; the string says by how much.
     case tooLarge(String)
+    /// The replica has more requests waiting than it takes; the string says how many. Retry shortly.
+    case overloaded(String)
     /// The replica stopped after an internal error; the string says which.
     case failed(String)
 
@@ -147,6 +149,8 @@ public enum ReplicaError: Error, Sendable, Hashable, CustomStringConvertible {
             return why
         case .tooLarge(let why):
             return why
+        case .overloaded(let why):
+            return why
         case .failed(let why):
             return "this node stopped after an internal error: \(why); check its log and restart it"
         }
@@ -163,6 +167,7 @@ public enum ReplicaError: Error, Sendable, Hashable, CustomStringConvertible {
         case .proposalTooLarge: self = .tooLarge(error.description)
         case .proposalDropped, .leaderChanged: self = .proposalDropped
         case .invalidMembershipChange: self = .invalidRequest(error.description)
+        case .overloaded: self = .overloaded(error.description)
         case .failed(let why): self = .failed(why)
         }
     }

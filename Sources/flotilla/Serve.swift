@@ -1,5 +1,6 @@
 import ArgumentParser
 import Flotilla
+import FlotillaCLI
 import FlotillaKV
 import Hummingbird
 import Logging
@@ -78,6 +79,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The CA (PEM) every peer's certificate must chain to.")
     var peerTrustedCAFile: String?
 
+    @Option(help: "Client connections at once; more wait until one closes, so the node keeps descriptors for its WAL and snapshots.")
+    var maxConnections: Int = 1024
+
+    @Option(help: "Close a client connection that sends no complete request head within this long of opening or of its last answer (like 10s or 500ms).")
+    var readHeaderTimeout: String = "10s"
+
+    @Option(help: "Close a client connection over which nothing travels for this long.")
+    var idleTimeout: String = "60s"
+
     @Option(help: "Origins (scheme://host[:port]) whose web pages may call the API, comma-separated; every other cross-site browser request is refused with 403.")
     var allowedOrigins: String = ""
 
@@ -95,6 +105,12 @@ struct Serve: AsyncParsableCommand {
         guard ioThreads >= 1 else { throw ValidationError("--io-threads must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        for (flag, text) in [("--read-header-timeout", readHeaderTimeout), ("--idle-timeout", idleTimeout)] {
+            guard let seconds = parseDuration(text), seconds > 0 else {
+                throw ValidationError("\(flag): \"\(text)\" is not a positive duration like 10s, 500ms or 2m")
+            }
         }
         guard (certFile == nil) == (keyFile == nil) else {
             throw ValidationError("--cert-file and --key-file go together: give both for HTTPS, or neither")
@@ -201,7 +217,11 @@ struct Serve: AsyncParsableCommand {
             replica: FlotillaReplica(node: node), limits: HTTPAPI.Limits(maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes),
             metrics: registry, browserProtection: protection)
         let app = makeApplication(
-            api: api, services: [node], address: .hostname(listenHost, port: port), tls: apiTLS, logger: logger)
+            api: api, services: [node], address: .hostname(listenHost, port: port), tls: apiTLS,
+            limits: ClientConnectionLimits(
+                maxConnections: maxConnections, readHeaderTimeout: Self.timeAmount(readHeaderTimeout),
+                idleTimeout: Self.timeAmount(idleTimeout)),
+            logger: logger)
         // SIGINT and SIGTERM trigger a graceful shutdown: the HTTP server stops taking
         // connections and finishes its requests, then the node stops and closes its WAL.
         do {
@@ -212,6 +232,11 @@ struct Serve: AsyncParsableCommand {
                 "cannot listen on \(listenHost):\(port): \(error.errnoCode == EADDRINUSE ? "the port is in use (is another flotilla running?)" : "the address is not on this machine"); choose another --port or --listen-host")
         }
         logger.notice("stopped")
+    }
+
+    /// A validated duration flag as a `TimeAmount`.
+    static func timeAmount(_ text: String) -> TimeAmount {
+        .nanoseconds(Int64((parseDuration(text) ?? 0) * 1e9))
     }
 
     /// The raft cluster id: FNV-1a (64 bits) of the token, never 0.

@@ -396,7 +396,7 @@ import Testing
         try await app.test(via.setup, body)
     }
 
-    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases, [ReplicaError.noLeader, .proposalDropped, .stopped])
+    @Test(.timeLimit(.minutes(1)), arguments: Via.allCases, [ReplicaError.noLeader, .proposalDropped, .stopped, .overloaded("the node has 10 writes waiting")])
     func retryableErrorsAre503WithRetryAfter(_ via: Via, _ error: ReplicaError) async throws {
         try await withScriptedReplica(via: via, ScriptedReplica(error: error)) { client in
             for (uri, method) in [
