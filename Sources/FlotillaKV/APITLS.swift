@@ -10,13 +10,13 @@ public struct APITLS: Sendable {
     public let requiresClientCertificates: Bool
 
     public init(certificateFile: String, keyFile: String, clientCAFile: String? = nil) throws(TLSFileError) {
-        let chain = try Self.load(certificateFile, as: "certificate") { try NIOSSLCertificate.fromPEMFile(certificateFile) }
-        let key = try Self.load(keyFile, as: "private key") { try NIOSSLPrivateKey(file: keyFile, format: .pem) }
+        let chain = try TLSFileError.certificates(in: certificateFile, as: "certificate")
+        let key = try TLSFileError.privateKey(in: keyFile)
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         configuration.minimumTLSVersion = .tlsv12
         if let clientCAFile {
-            let roots = try Self.load(clientCAFile, as: "client CA certificate") { try NIOSSLCertificate.fromPEMFile(clientCAFile) }
+            let roots = try TLSFileError.certificates(in: clientCAFile, as: "client CA certificate")
             // A client's address says nothing of who it is: its certificate's chain does.
             configuration.certificateVerification = .noHostnameVerification
             configuration.trustRoots = .certificates(roots)
@@ -25,17 +25,7 @@ public struct APITLS: Sendable {
         do {
             context = try NIOSSLContext(configuration: configuration)
         } catch {
-            throw TLSFileError(
-                path: certificateFile,
-                description: "\(certificateFile) and \(keyFile) do not make a TLS identity (\(error)): is the key the certificate's?")
-        }
-    }
-
-    private static func load<T>(_ path: String, as what: String, _ body: () throws -> T) throws(TLSFileError) -> T {
-        do {
-            return try body()
-        } catch {
-            throw TLSFileError(path: path, description: "cannot read the \(what) in \(path) (\(error)): it must exist, be readable, and hold PEM")
+            throw TLSFileError.mismatch(certificateFile: certificateFile, keyFile: keyFile, error)
         }
     }
 

@@ -42,19 +42,13 @@ public struct PeerTLS: Sendable {
     /// peers' certificates must chain to (etcd's `--peer-cert-file`, `--peer-key-file`,
     /// `--peer-trusted-ca-file`).
     public init(certificateFile: String, keyFile: String, trustedCAFile: String) throws(TLSFileError) {
-        let chain = try TLSFileError.loading(certificateFile, as: "certificate") {
-            try NIOSSLCertificate.fromPEMFile(certificateFile)
-        }
-        let key = try TLSFileError.loading(keyFile, as: "private key") { try NIOSSLPrivateKey(file: keyFile, format: .pem) }
-        let roots = try TLSFileError.loading(trustedCAFile, as: "CA certificate") {
-            try NIOSSLCertificate.fromPEMFile(trustedCAFile)
-        }
+        let chain = try TLSFileError.certificates(in: certificateFile, as: "certificate")
+        let key = try TLSFileError.privateKey(in: keyFile)
+        let roots = try TLSFileError.certificates(in: trustedCAFile, as: "CA certificate")
         do {
             try self.init(certificateChain: chain, privateKey: key, trustRoots: roots)
         } catch {
-            throw TLSFileError(
-                path: certificateFile,
-                description: "\(certificateFile) and \(keyFile) do not make a TLS identity (\(error)): is the key the certificate's?")
+            throw TLSFileError.mismatch(certificateFile: certificateFile, keyFile: keyFile, error)
         }
     }
 
@@ -87,6 +81,23 @@ public struct TLSFileError: Error, Hashable, Sendable, CustomStringConvertible {
     public init(path: String, description: String) {
         self.path = path
         self.description = description
+    }
+
+    /// The PEM certificates in `path` (`what` names them in the error).
+    public static func certificates(in path: String, as what: String) throws(TLSFileError) -> [NIOSSLCertificate] {
+        try loading(path, as: what) { try NIOSSLCertificate.fromPEMFile(path) }
+    }
+
+    /// The PEM private key in `path`.
+    public static func privateKey(in path: String) throws(TLSFileError) -> NIOSSLPrivateKey {
+        try loading(path, as: "private key") { try NIOSSLPrivateKey(file: path, format: .pem) }
+    }
+
+    /// A certificate and key that do not go together (or that TLS refuses).
+    public static func mismatch(certificateFile: String, keyFile: String, _ error: any Error) -> TLSFileError {
+        TLSFileError(
+            path: certificateFile,
+            description: "\(certificateFile) and \(keyFile) do not make a TLS identity (\(error)): is the key the certificate's?")
     }
 
     static func loading<T>(_ path: String, as what: String, _ load: () throws -> T) throws(TLSFileError) -> T {

@@ -19,24 +19,6 @@ struct ConnectionFloodTests {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
     }
 
-    /// A TCP connection to 127.0.0.1:`port` that says nothing (its descriptor, or -1).
-    static func silentConnection(to port: Int) -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return -1 }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        if connected != 0 {
-            close(fd)
-            return -1
-        }
-        return fd
-    }
-
     @Test(.timeLimit(.minutes(3)))
     func aConnectionFloodHoldsNoMoreThanTheLimit() async throws {
         let executable = try #require(flotillaExecutable)
@@ -55,7 +37,7 @@ struct ConnectionFloodTests {
         // 200 silent connections (the listen backlog takes what the node does not accept).
         var flood: [Int32] = []
         for _ in 0..<200 {
-            let fd = Self.silentConnection(to: target.httpPort)
+            let fd = connectLoopback(port: target.httpPort)
             if fd >= 0 { flood.append(fd) }
         }
         defer { flood.forEach { close($0) } }

@@ -44,6 +44,24 @@ extension Trait where Self == ConditionTrait {
     }
 }
 
+/// A TCP socket to 127.0.0.1:`port`, connected, or -1.
+func connectLoopback(port: Int) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return -1 }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = UInt16(port).bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else {
+        close(fd)
+        return -1
+    }
+    return fd
+}
+
 /// A free TCP port on 127.0.0.1 below 32768 (outside the ephemeral range, where a port can be
 /// taken at any moment by someone's outgoing connection): random ports tried until one binds.
 /// Ports handed out before are not handed out again by this process.
@@ -72,11 +90,12 @@ struct HTTPResponse {
     var body: String
 }
 
-/// One HTTP request with curl (status 0 when it could not connect or timed out).
-func http(_ method: String, _ url: String, body: String? = nil, timeout: Double = 3) -> HTTPResponse {
+/// One HTTP request with curl (status 0 when it could not connect or timed out); `curlArguments`
+/// go before the URL (TLS files, say).
+func http(_ method: String, _ url: String, body: String? = nil, timeout: Double = 3, curlArguments: [String] = []) -> HTTPResponse {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    var arguments = ["curl", "-s", "-X", method, "--max-time", "\(timeout)", "-w", "\n%{http_code}"]
+    var arguments = ["curl", "-s", "-X", method, "--max-time", "\(timeout)", "-w", "\n%{http_code}"] + curlArguments
     if let body { arguments += ["--data-binary", body] }
     arguments.append(url)
     process.arguments = arguments

@@ -45,17 +45,9 @@ struct PeerAttackTests {
     /// Connects to 127.0.0.1:`port`, writes `bytes`, and waits (up to 5 s) for the node to
     /// close the connection or to stay silent: the attacker does not care which.
     static func send(_ bytes: [UInt8], to port: Int) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = connectLoopback(port: port)
         guard fd >= 0 else { return }
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { return }
         _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         shutdown(fd, Int32(SHUT_WR))
         var timeout = timeval(tv_sec: 1, tv_usec: 0)

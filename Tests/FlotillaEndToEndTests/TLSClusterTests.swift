@@ -20,24 +20,9 @@ struct TLSClusterTests {
     static func https(
         _ method: String, _ url: String, certs: String, body: String? = nil, clientCertificate: Bool = true
     ) -> HTTPResponse {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        var arguments = ["curl", "-s", "-X", method, "--max-time", "5", "-w", "\n%{http_code}", "--cacert", "\(certs)/ca.pem"]
-        if clientCertificate { arguments += ["--cert", "\(certs)/client.pem", "--key", "\(certs)/client-key.pem"] }
-        if let body { arguments += ["--data-binary", body] }
-        arguments.append(url)
-        process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return HTTPResponse(status: 0, body: "curl: \(error)") }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        var text = String(decoding: data, as: UTF8.self)
-        guard let newline = text.lastIndex(of: "\n") else { return HTTPResponse(status: 0, body: text) }
-        let status = Int(text[text.index(after: newline)...]) ?? 0
-        text.removeSubrange(newline...)
-        return HTTPResponse(status: status, body: text)
+        var tls = ["--cacert", "\(certs)/ca.pem"]
+        if clientCertificate { tls += ["--cert", "\(certs)/client.pem", "--key", "\(certs)/client-key.pem"] }
+        return http(method, url, body: body, timeout: 5, curlArguments: tls)
     }
 
     static func tlsArguments(node k: Int, certs: String) -> [String] {
@@ -108,6 +93,45 @@ struct TLSClusterTests {
         try cluster.node(3).start(executable: executable, cluster: peers, extraArguments: Self.tlsArguments(node: 3, certs: certs))
         let caughtUp = await eventually(within: 20) { Self.https("GET", "\(n3)/after", certs: certs).body == "restart" }
         #expect(caughtUp, "\(cluster.node(3).log.suffix(3000))")
+    }
+
+    /// Each TLS misconfiguration stops `serve` at once with a message that says what to fix.
+    @Test(.timeLimit(.minutes(1)))
+    func badTLSFlagsAreClearErrors() throws {
+        let executable = try #require(flotillaExecutable)
+        let root = NSTemporaryDirectory() + "flotilla-tls-flags-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let certs = root + "/certs"
+        #expect(run(executable, ["certs", certs, "--nodes", "1"]).status == 0)
+        try "not a certificate\n".write(toFile: root + "/garbage.pem", atomically: true, encoding: .utf8)
+        let port = freePort()
+        let peer = ["--id", "1", "--data-dir", root + "/data", "--port", "\(freePort())"]
+        let peerTLS = ["--peer-cert-file", "\(certs)/node-1.pem", "--peer-key-file", "\(certs)/node-1-key.pem",
+                       "--peer-trusted-ca-file", "\(certs)/ca.pem"]
+        let cases: [([String], String)] = [
+            (peer + ["--cluster", "https://127.0.0.1:\(port)", "--peer-cert-file", root + "/missing.pem",
+                     "--peer-key-file", "\(certs)/node-1-key.pem", "--peer-trusted-ca-file", "\(certs)/ca.pem"],
+             "cannot read the certificate in \(root)/missing.pem"),
+            (peer + ["--cluster", "https://127.0.0.1:\(port)", "--peer-cert-file", root + "/garbage.pem",
+                     "--peer-key-file", "\(certs)/node-1-key.pem", "--peer-trusted-ca-file", "\(certs)/ca.pem"],
+             "hold PEM"),
+            (peer + ["--cluster", "https://127.0.0.1:\(port)", "--peer-cert-file", "\(certs)/node-1.pem",
+                     "--peer-key-file", "\(certs)/client-key.pem", "--peer-trusted-ca-file", "\(certs)/ca.pem"],
+             "is the key the certificate's?"),
+            (peer + ["--cluster", "http://127.0.0.1:\(port)"] + peerTLS, "give every peer URL as https://"),
+            (peer + ["--cluster", "https://127.0.0.1:\(port)"], "which needs peer TLS"),
+            (peer + ["--cluster", "https://127.0.0.1:\(port)", "--peer-cert-file", "\(certs)/node-1.pem"],
+             "go together"),
+            (peer + ["--cert-file", "\(certs)/node-1.pem"], "--cert-file and --key-file go together"),
+            (peer + ["--cert-file", "\(certs)/node-1.pem", "--key-file", "\(certs)/node-1-key.pem", "--client-cert-auth"],
+             "--client-cert-auth needs"),
+            (peer + ["--trusted-ca-file", "\(certs)/ca.pem"], "add --client-cert-auth"),
+        ]
+        for (arguments, message) in cases {
+            let (status, output) = run(executable, ["serve"] + arguments)
+            #expect(status != 0, "\(arguments)")
+            #expect(output.contains(message), "\(arguments): \(output)")
+        }
     }
 
     /// `flotilla cluster --nodes 3 --tls`: certificates made in its directory, TLS both ways.

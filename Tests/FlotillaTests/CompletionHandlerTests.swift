@@ -81,15 +81,7 @@ struct CompletionHandlerTests {
 
     @Test("writes that cannot commit fail with stopped at shutdown, each once", .timeLimit(.minutes(1)))
     func pendingWritesFailAtShutdown() async throws {
-        // Without checkQuorum the leader keeps leading alone: its proposals never commit.
-        let cluster = try await TestCluster.start {
-            $0.raftOptions.checkQuorum = false
-            $0.requestTimeout = .seconds(30)
-        }
-        let leader = try await cluster.leader()
-        let node = cluster.nodes[leader]!
-        try await applyRetrying(node, command("k", "v"))
-        for id in cluster.nodes.keys where id != leader { await cluster.stop(id) }
+        let (cluster, node) = try await TestCluster.isolatedLeader()
 
         let outcomes = Outcomes()
         for request in 0..<20 { node.apply(command("k", "\(request)"), completion: outcomes.handler(request)) }
@@ -98,6 +90,7 @@ struct CompletionHandlerTests {
         await node.shutdown()
         try await outcomes.waitFor(20, timeout: .seconds(5))
         #expect(outcomes.all.values.allSatisfy { $0 == [.failure(.stopped)] })
+        await cluster.shutdown()
     }
 
     @Test("with no leader known, a write waits leaderWait for one, then fails with noLeader", .timeLimit(.minutes(1)))

@@ -64,15 +64,7 @@ struct OverloadTests {
     @Test("a leader that cannot commit refuses writes once its uncommitted tail is full", .timeLimit(.minutes(1)))
     func theUncommittedTailIsBounded() async throws {
         #expect(RaftOptions().maxUncommittedEntriesSize == 64 << 20, "bounded by default")
-        let cluster = try await TestCluster.start {
-            $0.raftOptions.checkQuorum = false  // keeps leading alone
-            $0.raftOptions.maxUncommittedEntriesSize = 4096
-            $0.requestTimeout = .seconds(30)
-        }
-        let leader = try await cluster.leader()
-        let node = cluster.nodes[leader]!
-        try await applyRetrying(node, command("k", "v"))
-        for id in cluster.nodes.keys where id != leader { await cluster.stop(id) }
+        let (cluster, node) = try await TestCluster.isolatedLeader { $0.raftOptions.maxUncommittedEntriesSize = 4096 }
         // One write over the limit is admitted (raft always takes one into an empty tail)...
         let outcomes = Outcomes()
         node.apply(command("big", String(repeating: "x", count: 5000)), completion: outcomes.handler(0))

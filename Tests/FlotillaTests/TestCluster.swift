@@ -111,6 +111,23 @@ final class TestCluster {
         return node
     }
 
+    /// Starts a cluster whose leader, once it has committed a first write, is left alone (the
+    /// others stopped) and, without checkQuorum, keeps leading: nothing it proposes commits.
+    static func isolatedLeader(
+        tune: @escaping (inout FlotillaConfiguration) -> Void = { _ in }
+    ) async throws -> (cluster: TestCluster, leader: Node) {
+        let cluster = try await TestCluster.start {
+            $0.raftOptions.checkQuorum = false
+            $0.requestTimeout = .seconds(30)
+            tune(&$0)
+        }
+        let leader = try await cluster.leader()
+        let node = cluster.nodes[leader]!
+        try await applyRetrying(node, command("k", "v"))
+        for id in cluster.nodes.keys where id != leader { await cluster.stop(id) }
+        return (cluster, node)
+    }
+
     func stop(_ id: UInt64) async {
         await nodes[id]?.shutdown()
     }
