@@ -9,7 +9,8 @@ public struct ClientConnectionLimits: Sendable, Hashable {
     public var maxConnections: Int
     /// From the moment a connection opens, or its last answer was written, to the end of the
     /// next request head (TLS handshake included). A client that dribbles a head (slowloris),
-    /// or keeps a connection without asking anything, is closed. Default 10 s.
+    /// or keeps a connection without asking anything, is closed: one timeout after it opened, or
+    /// one to two after its last answer. Default 10 s.
     public var readHeaderTimeout: TimeAmount
     /// A connection over which nothing travels, either way, for this long is closed. Default 60 s.
     public var idleTimeout: TimeAmount
@@ -25,10 +26,15 @@ public struct ClientConnectionLimits: Sendable, Hashable {
 /// (after TLS, ahead of the wire path and the HTTP decoder, so that it sees every byte whoever
 /// answers it).
 ///
-/// The head deadline is armed when the connection opens and re-armed when an answer is flushed,
-/// and disarmed by the `\r\n\r\n` that ends a request head; bytes after a head (its body, or
-/// requests pipelined behind it) are not scanned, so a pipelining client's next head is
-/// expected by the deadline after the answer in flight. The idle deadline is any traffic.
+/// The head deadline runs from when the connection opens, and from each flushed answer, to the
+/// `\r\n\r\n` that ends a request head; bytes after a head (its body, or requests pipelined
+/// behind it) are not scanned, so a pipelining client's next head is expected by the deadline
+/// after the answer in flight. The idle deadline runs from the last byte either way.
+///
+/// One timer per connection, not one per request: events only note the time, and the timer,
+/// when it fires, closes the connection or sleeps until the nearer of the two deadlines (at most
+/// a head timeout). So a connection whose answer was flushed closes between one and two head
+/// timeouts later if no head follows; one that never sends a head, exactly one after it opened.
 final class ClientConnectionDeadlines: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -37,12 +43,12 @@ final class ClientConnectionDeadlines: ChannelDuplexHandler {
 
     private let limits: ClientConnectionLimits
     private let logger: Logger
-    private var headDeadline: Scheduled<Void>?
-    private var idleCheck: Scheduled<Void>?
-    private var awaitingHead = true
+    private var timer: Scheduled<Void>?
+    /// When the head now awaited became due, or nil while a request is being read or answered.
+    private var awaitingHeadSince: NIODeadline?
     /// The last three bytes of the head read so far: its end may straddle two reads.
     private var tail: (UInt8, UInt8, UInt8) = (0, 0, 0)
-    private var lastTraffic: NIODeadline = .now()
+    private var lastTraffic: NIODeadline = .distantPast
 
     init(limits: ClientConnectionLimits, logger: Logger) {
         self.limits = limits
@@ -59,43 +65,37 @@ final class ClientConnectionDeadlines: ChannelDuplexHandler {
     }
 
     private func start(context: ChannelHandlerContext) {
-        guard idleCheck == nil else { return }
-        lastTraffic = context.eventLoop.now
-        armHeadDeadline(context: context)
-        scheduleIdleCheck(context: context, in: limits.idleTimeout)
+        guard timer == nil else { return }
+        let now = context.eventLoop.now
+        lastTraffic = now
+        awaitingHeadSince = now
+        schedule(context: context, at: now + min(limits.readHeaderTimeout, limits.idleTimeout))
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        headDeadline?.cancel()
-        idleCheck?.cancel()
+        timer?.cancel()
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         lastTraffic = context.eventLoop.now
-        if awaitingHead {
-            let bytes = unwrapInboundIn(data)
-            if containsEndOfHead(bytes) {
-                awaitingHead = false
-                headDeadline?.cancel()
-                headDeadline = nil
-            }
+        if awaitingHeadSince != nil, containsEndOfHead(unwrapInboundIn(data)) {
+            awaitingHeadSince = nil
         }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        lastTraffic = context.eventLoop.now
         context.write(data, promise: promise)
     }
 
     func flush(context: ChannelHandlerContext) {
-        lastTraffic = context.eventLoop.now
+        let now = context.eventLoop.now
+        lastTraffic = now
         // An answer went out: the next request's head is due.
-        if !awaitingHead {
-            awaitingHead = true
+        if awaitingHeadSince == nil {
+            awaitingHeadSince = now
             tail = (0, 0, 0)
-            armHeadDeadline(context: context)
         }
         context.flush()
     }
@@ -115,29 +115,35 @@ final class ClientConnectionDeadlines: ChannelDuplexHandler {
         return found
     }
 
-    private func armHeadDeadline(context: ChannelHandlerContext) {
-        headDeadline?.cancel()
+    private func schedule(context: ChannelHandlerContext, at deadline: NIODeadline) {
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let timeout = limits.readHeaderTimeout
-        headDeadline = context.eventLoop.scheduleTask(in: timeout) {
+        timer = context.eventLoop.scheduleTask(deadline: deadline) {
             let (handler, context) = bound.value
-            guard handler.awaitingHead else { return }
-            handler.logger.debug("closing a client connection that sent no request head in \(timeout)")
-            context.close(promise: nil)
+            handler.check(context: context)
         }
     }
 
-    private func scheduleIdleCheck(context: ChannelHandlerContext, in delay: TimeAmount) {
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        idleCheck = context.eventLoop.scheduleTask(in: delay) {
-            let (handler, context) = bound.value
-            let quiet = context.eventLoop.now - handler.lastTraffic
-            if quiet >= handler.limits.idleTimeout {
-                handler.logger.debug("closing a client connection idle for \(handler.limits.idleTimeout)")
-                context.close(promise: nil)
-            } else {
-                handler.scheduleIdleCheck(context: context, in: handler.limits.idleTimeout - quiet)
-            }
+    /// Closes the connection past a deadline, or sleeps until the nearer one.
+    private func check(context: ChannelHandlerContext) {
+        let now = context.eventLoop.now
+        let idleDeadline = lastTraffic + limits.idleTimeout
+        if now >= idleDeadline {
+            logger.debug("closing a client connection idle for \(limits.idleTimeout)")
+            context.close(promise: nil)
+            return
         }
+        // While a request is read or answered no head is due; look again a head timeout from
+        // now, so that a head awaited from an answer flushed meanwhile is checked by then.
+        var next = min(idleDeadline, now + limits.readHeaderTimeout)
+        if let since = awaitingHeadSince {
+            let headDeadline = since + limits.readHeaderTimeout
+            if now >= headDeadline {
+                logger.debug("closing a client connection that sent no request head in \(limits.readHeaderTimeout)")
+                context.close(promise: nil)
+                return
+            }
+            next = min(next, headDeadline)
+        }
+        schedule(context: context, at: next)
     }
 }

@@ -44,19 +44,28 @@ extension Trait where Self == ConditionTrait {
     }
 }
 
-/// A TCP socket to 127.0.0.1:`port`, connected, or -1.
-func connectLoopback(port: Int) -> Int32 {
+/// A new TCP socket, and `call` (`connect` or `bind`) on it with 127.0.0.1:`port`: the socket
+/// and whether the call succeeded.
+private func loopbackSocket(
+    port: Int, _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32
+) -> (fd: Int32, succeeded: Bool) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return -1 }
+    guard fd >= 0 else { return (-1, false) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = UInt16(port).bigEndian
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    let result = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard connected == 0 else {
-        close(fd)
+    return (fd, result == 0)
+}
+
+/// A TCP socket to 127.0.0.1:`port`, connected, or -1.
+func connectLoopback(port: Int) -> Int32 {
+    let (fd, connected) = loopbackSocket(port: port) { connect($0, $1, $2) }
+    guard connected else {
+        if fd >= 0 { close(fd) }
         return -1
     }
     return fd
@@ -69,17 +78,10 @@ func freePort() -> Int {
     while true {
         let port = Int.random(in: 10_000..<32_000)
         guard handedOutPorts.withLock({ $0.insert(port).inserted }) else { continue }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, bound) = loopbackSocket(port: port) { bind($0, $1, $2) }
         precondition(fd >= 0, "socket: errno \(errno)")
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
         close(fd)
-        if bound == 0 { return port }
+        if bound { return port }
     }
 }
 
