@@ -121,8 +121,7 @@ public final class RaftTransport: Sendable {
         do {
             listener = try await ServerBootstrap(group: context.group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .childChannelOption(.socketOption(.so_keepalive), value: 1)
+                .peerChildSocketOptions()
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         guard registry.register(channel) else { return }  // shutting down

@@ -85,8 +85,7 @@ final class PeerStream: Sendable {
         let registry = context.registry
         ClientBootstrap(group: context.group)
             .connectTimeout(configuration.connectTimeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .peerSocketOptions()
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls = configuration.tls {

@@ -48,8 +48,7 @@ struct SnapshotSender {
         do {
             channel = try await ClientBootstrap(group: context.group)
                 .connectTimeout(configuration.connectTimeout)
-                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .channelOption(.socketOption(.so_keepalive), value: 1)
+                .peerSocketOptions()
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations
