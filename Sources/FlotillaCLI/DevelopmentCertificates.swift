@@ -41,32 +41,51 @@ public struct DevelopmentCertificates {
 
     public func make() throws -> Set {
         let now = Date()
-        let notBefore = now - 300  // tolerate a peer's clock a few minutes behind
-        let notAfter = now + validity
         let caKey = P256.Signing.PrivateKey()
         let caName = try DistinguishedName {
             OrganizationName("Flotilla development")
             CommonName("Flotilla development CA")
         }
         let caPublicKey = Certificate.PublicKey(caKey.publicKey)
-        let caKeyID = SubjectKeyIdentifier(hash: caPublicKey).keyIdentifier
         let ca = try Certificate(
             version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: caPublicKey,
-            notValidBefore: notBefore, notValidAfter: notAfter, issuer: caName, subject: caName,
+            notValidBefore: now - 300, notValidAfter: now + validity, issuer: caName, subject: caName,
             signatureAlgorithm: .ecdsaWithSHA256,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
                 Critical(KeyUsage(keyCertSign: true, cRLSign: true))
-                SubjectKeyIdentifier(keyIdentifier: caKeyID)
+                SubjectKeyIdentifier(hash: caPublicKey)
             },
             issuerPrivateKey: Certificate.PrivateKey(caKey))
+        return try issueAll(ca: ca, caKey: caKey, caPEM: Issued(certificatePEM: try ca.serializeAsPEM().pemString, keyPEM: caKey.pemRepresentation))
+    }
+
+    /// Node and client certificates from an existing CA (its certificate and P-256 key, PEM):
+    /// more nodes for a cluster whose CA `make()` made, or certificates from your own CA.
+    public func make(signedBy ca: Issued) throws -> Set {
+        let certificate: Certificate
+        let key: P256.Signing.PrivateKey
+        do {
+            certificate = try Certificate(pemEncoded: ca.certificatePEM)
+            key = try P256.Signing.PrivateKey(pemRepresentation: ca.keyPEM)
+        } catch {
+            throw CertificatesError("the CA is not a PEM certificate with its P-256 key (\(error))")
+        }
+        return try issueAll(ca: certificate, caKey: key, caPEM: ca)
+    }
+
+    private func issueAll(ca: Certificate, caKey: P256.Signing.PrivateKey, caPEM: Issued) throws -> Set {
+        let now = Date()
+        let notBefore = now - 300  // tolerate a peer's clock a few minutes behind
+        let notAfter = min(now + validity, ca.notValidAfter)
+        let caKeyID = SubjectKeyIdentifier(hash: ca.publicKey).keyIdentifier
 
         func issue(commonName: String, usages: [ExtendedKeyUsage.Usage], names: [GeneralName]) throws -> Issued {
             let key = P256.Signing.PrivateKey()
             let publicKey = Certificate.PublicKey(key.publicKey)
             let certificate = try Certificate(
                 version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: publicKey,
-                notValidBefore: notBefore, notValidAfter: notAfter, issuer: caName,
+                notValidBefore: notBefore, notValidAfter: notAfter, issuer: ca.subject,
                 subject: try DistinguishedName {
                     OrganizationName("Flotilla development")
                     CommonName(commonName)
@@ -86,7 +105,7 @@ public struct DevelopmentCertificates {
 
         let names = try hosts.map(Self.generalName)
         return Set(
-            ca: Issued(certificatePEM: try ca.serializeAsPEM().pemString, keyPEM: caKey.pemRepresentation),
+            ca: caPEM,
             nodes: try (1...max(nodes, 1)).map { n in
                 try issue(commonName: "flotilla node \(n)", usages: [.serverAuth, .clientAuth], names: names)
             },

@@ -65,32 +65,48 @@ public struct BrowserProtection: Sendable, Hashable {
 
     /// Whether a `Host` value (`name[:port]` or `[v6][:port]`) names this machine's loopback:
     /// `localhost` (or a name under `.localhost`, RFC 6761), a dotted IPv4 address in
-    /// 127.0.0.0/8, or `[::1]`. On bytes, so that the wire path checks the head it parsed.
-    public static func isLoopbackHost<Bytes: Collection<UInt8>>(_ host: Bytes) -> Bool {
-        var name = Array(host)
-        if name.first == UInt8(ascii: "[") {
-            guard let close = name.firstIndex(of: UInt8(ascii: "]")) else { return false }
-            let rest = name[(close + 1)...]
-            guard rest.isEmpty || isPort(rest.dropFirst()) && rest.first == UInt8(ascii: ":") else { return false }
-            return Array(name[1..<close]) == Array("::1".utf8)
+    /// 127.0.0.0/8, or `[::1]`. On bytes, so that the wire path checks the head it parsed; it
+    /// allocates nothing (it runs on every request of a loopback listener).
+    public static func isLoopbackHost<Bytes: BidirectionalCollection<UInt8>>(_ host: Bytes) -> Bool {
+        let colon = UInt8(ascii: ":")
+        if host.first == UInt8(ascii: "[") {
+            guard let close = host.firstIndex(of: UInt8(ascii: "]")) else { return false }
+            let rest = host[host.index(after: close)...]
+            guard rest.isEmpty || rest.first == colon && isPort(rest.dropFirst()) else { return false }
+            return host[host.index(after: host.startIndex)..<close].elementsEqual("::1".utf8)
         }
-        if let colon = name.firstIndex(of: UInt8(ascii: ":")) {
-            guard isPort(name[(colon + 1)...]) else { return false }
-            name.removeSubrange(colon...)
+        var name = host[...]
+        if let portColon = name.firstIndex(of: colon) {
+            guard isPort(name[name.index(after: portColon)...]) else { return false }
+            name = name[..<portColon]
         }
-        if name.last == UInt8(ascii: ".") { name.removeLast() }  // a fully qualified "localhost."
-        let lower = name.map { $0 | (UInt8(ascii: "A")...UInt8(ascii: "Z") ~= $0 ? 0x20 : 0) }
-        let localhost = Array("localhost".utf8)
-        if lower == localhost || lower.count > localhost.count + 1 && lower.suffix(localhost.count + 1) == [UInt8(ascii: ".")] + localhost {
-            return true
+        if name.last == UInt8(ascii: ".") { name = name.dropLast() }  // a fully qualified "localhost."
+        let localhost = "localhost".utf8
+        func lowered(_ byte: UInt8) -> UInt8 { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte }
+        if name.count >= localhost.count && name.suffix(localhost.count).lazy.map(lowered).elementsEqual(localhost) {
+            let label = name.dropLast(localhost.count)
+            if label.isEmpty || label.count > 1 && label.last == UInt8(ascii: ".") { return true }
         }
         // 127.a.b.c, each part a decimal of at most 255.
-        let parts = lower.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0].elementsEqual("127".utf8) else { return false }
-        return parts.allSatisfy { part in
-            (1...3).contains(part.count) && part.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
-                && Int(String(decoding: part, as: UTF8.self))! <= 255
+        var parts = 0
+        var value = 0
+        var digits = 0
+        var first = -1
+        for byte in name {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0 else { return false }
+                if parts == 0 { first = value }
+                parts += 1
+                (value, digits) = (0, 0)
+            } else if (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
+                digits += 1
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+                guard digits <= 3, value <= 255 else { return false }
+            } else {
+                return false
+            }
         }
+        return parts == 3 && digits > 0 && first == 127
     }
 
     private static func isPort<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Bool {

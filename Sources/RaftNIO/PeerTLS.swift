@@ -1,5 +1,6 @@
 import NIOCore
 import NIOSSL
+import X509
 
 /// Mutual TLS between the nodes of a cluster (Docs/TRANSPORT.md §7), on swift-nio-ssl: both
 /// sides present a certificate, both verify the other's against the cluster's CA, and the
@@ -60,6 +61,32 @@ public struct PeerTLS: Sendable {
     /// as SNI), by the connected address for an IP address (which SNI may not carry).
     func clientHandler(host: String) throws -> NIOSSLClientHandler {
         try NIOSSLClientHandler(context: clientContext, serverHostname: Self.isIPAddress(host) ? nil : host)
+    }
+
+    /// Whether `certificate`'s subject alternative names include `host`: an IP address SAN for an
+    /// IP address (in any notation), a DNS name SAN for a name (case-insensitive; a `*.` wildcard
+    /// stands for one label).
+    static func certificate(_ certificate: NIOSSLCertificate, names host: String) -> Bool {
+        guard let der = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: der),
+            let names = try? parsed.extensions.subjectAlternativeNames
+        else { return false }
+        if let wanted = try? SocketAddress(ipAddress: host, port: 0).ipAddress {
+            return names.contains { name in
+                guard case .ipAddress(let bytes) = name,
+                    let address = try? SocketAddress(packedIPAddress: ByteBuffer(bytes: bytes.bytes), port: 0)
+                else { return false }
+                return address.ipAddress == wanted
+            }
+        }
+        let wanted = host.lowercased()
+        return names.contains { name in
+            guard case .dnsName(let dns) = name else { return false }
+            let pattern = dns.lowercased()
+            if pattern.hasPrefix("*."), let dot = wanted.firstIndex(of: "."), dot != wanted.startIndex {
+                return wanted[dot...] == pattern.dropFirst()
+            }
+            return pattern == wanted
+        }
     }
 
     static func isIPAddress(_ host: String) -> Bool {

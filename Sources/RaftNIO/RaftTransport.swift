@@ -134,7 +134,8 @@ public final class RaftTransport: Sendable {
                             clusterID: configuration.clusterID, localID: configuration.localID,
                             maxSnapshotSize: configuration.maxSnapshotSize,
                             handshakeTimeout: configuration.handshakeTimeout,
-                            idleTimeout: configuration.peerIdleTimeout, directory: directory, logger: logger,
+                            idleTimeout: configuration.peerIdleTimeout, checksPeerIdentity: configuration.tls != nil,
+                            directory: directory, logger: logger,
                             deliver: deliver, refused: refused))
                     }
                 }
@@ -170,7 +171,7 @@ public final class RaftTransport: Sendable {
     /// never added, or was removed, is refused at the handshake). Adding a known peer updates its
     /// address.
     public func addPeer(id: UInt64, address: TransportAddress) {
-        directory.add(id)
+        directory.add(id, host: address.host)
         let existing: PeerStream? = state.withLock { state in
             if case .shutDown = state.lifecycle { return nil }
             state.addresses[id] = address

@@ -128,4 +128,33 @@ struct TransportTLSTests {
         await impostor.transport.shutdown()
         try await group.shutdownGracefully()
     }
+
+    /// The listener's side of peer identity: the dialler's certificate must name the host of the
+    /// member it claims to be. A certificate of the cluster's CA for 127.0.0.1 speaks as the
+    /// member on 127.0.0.1, but not as the member on `localhost`.
+    @Test(.timeLimit(.minutes(1)))
+    func aCertificateSpeaksOnlyForTheHostItNames() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let b = try await Self.node(2, tls: try Self.tls(Self.cluster.nodes[1], ca: Self.cluster.ca), group: group)
+        // A certificate of the cluster's own CA, for 127.0.0.1 only.
+        let impostorCertificates = try DevelopmentCertificates(hosts: ["127.0.0.1"], nodes: 1).make(signedBy: Self.cluster.ca)
+        for (claimed, host, accepted) in [(UInt64(3), "localhost", false), (UInt64(1), "127.0.0.1", true)] {
+            let dialler = try await Self.node(claimed, tls: try Self.tls(impostorCertificates.nodes[0], ca: Self.cluster.ca), group: group)
+            b.transport.addPeer(id: claimed, address: TransportAddress(host: host, port: dialler.port))
+            dialler.transport.addPeer(id: 2, address: b.address)
+            if accepted {
+                try await b.received.wait("member \(claimed)'s message") { _ in
+                    dialler.transport.send([Message(type: .heartbeat, to: 2, from: claimed, term: 1)])
+                    return b.received.snapshot.contains { $0.from == claimed }
+                }
+            } else {
+                for _ in 0..<5 { dialler.transport.send([Message(type: .heartbeat, to: 2, from: claimed, term: 1)]) }
+                try await dialler.events.wait("the stream refused") { $0.contains(.unreachable(2)) }
+                #expect(!b.received.snapshot.contains { $0.from == claimed }, "a certificate for 127.0.0.1 spoke for localhost")
+            }
+            await dialler.transport.shutdown()
+        }
+        await b.transport.shutdown()
+        try await group.shutdownGracefully()
+    }
 }

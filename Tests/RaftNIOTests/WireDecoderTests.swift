@@ -145,7 +145,7 @@ struct InboundStreamHandlerTests {
 
     static func directory(_ members: [UInt64]) -> PeerDirectory {
         let directory = PeerDirectory()
-        for id in members { directory.add(id) }
+        for id in members { directory.add(id, host: "127.0.0.1") }
         return directory
     }
 

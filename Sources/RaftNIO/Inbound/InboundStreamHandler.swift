@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOSSL
 import Raft
 
 /// The last handler of an accepted connection: feeds the decoder's events to the
@@ -16,6 +17,9 @@ final class InboundStreamHandler: ChannelInboundHandler {
     private let handshakeTimeout: TimeAmount
     private var handshakeTimer: Scheduled<Void>?
     private let idleTimeout: TimeAmount
+    /// With TLS: whether the dialler's certificate must name the host of the member it claims
+    /// to be (the listener's side of peer identity; the dialler checks the listener's name).
+    private let checksPeerIdentity: Bool
     private var idleCheck: RepeatedTask?
     /// Whether anything arrived since the last idle check.
     private var sawTraffic = false
@@ -27,7 +31,7 @@ final class InboundStreamHandler: ChannelInboundHandler {
 
     init(
         clusterID: UInt64, localID: UInt64, maxSnapshotSize: Int, handshakeTimeout: TimeAmount,
-        idleTimeout: TimeAmount, directory: PeerDirectory, logger: Logger, deliver: @escaping @Sendable (Message) -> Void,
+        idleTimeout: TimeAmount, checksPeerIdentity: Bool = false, directory: PeerDirectory, logger: Logger, deliver: @escaping @Sendable (Message) -> Void,
         refused: @escaping @Sendable (PeerInputRefusal) -> Void
     ) {
         self.stateMachine = InboundStreamStateMachine(
@@ -39,6 +43,7 @@ final class InboundStreamHandler: ChannelInboundHandler {
         self.logger = logger
         self.handshakeTimeout = handshakeTimeout
         self.idleTimeout = idleTimeout
+        self.checksPeerIdentity = checksPeerIdentity
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -84,6 +89,10 @@ final class InboundStreamHandler: ChannelInboundHandler {
             if case .none = action {
                 handshakeTimer?.cancel()
                 logger[metadataKey: "peer"] = "\(hex(preamble.from))"
+                if checksPeerIdentity, let problem = identityProblem(claimed: preamble.from, context: context) {
+                    run(stateMachine.errorCaught(problem), context: context)
+                    return
+                }
                 if preamble.kind == .snapshot {
                     guard directory.claimSnapshotStream(from: preamble.from) else {
                         run(stateMachine.errorCaught(TransportProtocolError(.snapshotStreamBusy(preamble.from))), context: context)
@@ -111,6 +120,18 @@ final class InboundStreamHandler: ChannelInboundHandler {
             logger.debug("inbound stream failed: \(error)")
             context.close(promise: nil)
         }
+    }
+
+    /// Why the TLS peer may not speak as member `id`, or nil: its certificate must name the host
+    /// of `id`'s peer URL, so that one member's certificate cannot be used to pose as another
+    /// on another host.
+    private func identityProblem(claimed id: UInt64, context: ChannelHandlerContext) -> TransportProtocolError? {
+        guard let host = directory.host(of: id) else { return TransportProtocolError(.unknownPeer(id)) }
+        let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
+        guard let certificate, PeerTLS.certificate(certificate, names: host) else {
+            return TransportProtocolError(.peerIdentityMismatch(id: id, host: host))
+        }
+        return nil
     }
 
     private func run(_ action: InboundStreamStateMachine.Action, context: ChannelHandlerContext) {

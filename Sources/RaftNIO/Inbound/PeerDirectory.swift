@@ -8,15 +8,17 @@ import Synchronization
 /// written by `addPeer` / `removePeer`. A lock, not an actor: a check must not suspend.
 final class PeerDirectory: Sendable {
     private struct State {
-        var members: Set<UInt64> = []
+        /// Each member's host, as its address says (what its TLS certificate must name).
+        var members: [UInt64: String] = [:]
         var receivingSnapshot: Set<UInt64> = []
     }
 
     private let state = Mutex(State())
 
-    func add(_ id: UInt64) { _ = state.withLock { $0.members.insert(id) } }
-    func remove(_ id: UInt64) { _ = state.withLock { $0.members.remove(id) } }
-    func contains(_ id: UInt64) -> Bool { state.withLock { $0.members.contains(id) } }
+    func add(_ id: UInt64, host: String) { state.withLock { $0.members[id] = host } }
+    func remove(_ id: UInt64) { _ = state.withLock { $0.members.removeValue(forKey: id) } }
+    func contains(_ id: UInt64) -> Bool { state.withLock { $0.members[id] != nil } }
+    func host(of id: UInt64) -> String? { state.withLock { $0.members[id] } }
 
     /// Claims the one inbound snapshot stream `peer` may have at a time: a second, while the
     /// first is still open, would hold a second snapshot's worth of memory for nothing (the

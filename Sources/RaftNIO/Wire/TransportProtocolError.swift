@@ -20,6 +20,8 @@ public struct TransportProtocolError: Error, Hashable, Sendable, CustomStringCon
         case unknownPeer(UInt64)
         /// The peer opened a second snapshot stream while its first is still open.
         case snapshotStreamBusy(UInt64)
+        /// With TLS: the dialler's certificate does not name the host of the member it claims to be.
+        case peerIdentityMismatch(id: UInt64, host: String)
         /// A frame length above the configured limit (checked before the payload is buffered).
         case frameTooLarge(length: UInt32, limit: Int)
         /// A frame length of 0: there is not even a kind byte.
@@ -67,6 +69,8 @@ public struct TransportProtocolError: Error, Hashable, Sendable, CustomStringCon
             return "node \(hex(id)) is not a member of this cluster (add it first: POST /ID on a member)"
         case .snapshotStreamBusy(let id):
             return "node \(hex(id)) opened a second snapshot stream while its first is open"
+        case .peerIdentityMismatch(let id, let host):
+            return "the dialler claims to be node \(hex(id)), but its TLS certificate does not name \(host), the host of that node's peer URL"
         case .frameTooLarge(let length, let limit):
             return "frame of \(length) bytes exceeds the \(limit)-byte limit"
         case .emptyFrame:
