@@ -26,8 +26,8 @@ public struct ClientConnectionLimits: Sendable, Hashable {
 /// (after TLS, ahead of the wire path and the HTTP decoder, so that it sees every byte whoever
 /// answers it).
 ///
-/// The head deadline runs from when the connection opens, and from each flushed answer, to the
-/// `\r\n\r\n` that ends a request head; bytes after a head (its body, or requests pipelined
+/// The head deadline runs from when the connection opens, and from the last flushed answer, to
+/// the `\r\n\r\n` that ends a request head; bytes after a head (its body, or requests pipelined
 /// behind it) are not scanned, so a pipelining client's next head is expected by the deadline
 /// after the answer in flight. The idle deadline runs from the last byte either way.
 ///
@@ -92,11 +92,10 @@ final class ClientConnectionDeadlines: ChannelDuplexHandler {
     func flush(context: ChannelHandlerContext) {
         let now = context.eventLoop.now
         lastTraffic = now
-        // An answer went out: the next request's head is due.
-        if awaitingHeadSince == nil {
-            awaitingHeadSince = now
-            tail = (0, 0, 0)
-        }
+        // An answer went out: the next request's head is due a head timeout from the last
+        // answer (a pipeline being answered keeps pushing it back, however long it takes).
+        if awaitingHeadSince == nil { tail = (0, 0, 0) }
+        awaitingHeadSince = now
         context.flush()
     }
 

@@ -10,6 +10,11 @@ import Musl
 import Darwin
 #endif
 
+/// Every suite that starts `flotilla` processes, one at a time: each starts clusters of several
+/// processes, and run side by side on a small machine they starve each other (and every other
+/// test in the run) into timeouts.
+@Suite(.serialized) enum RealProcesses {}
+
 /// The built `flotilla` executable: `$FLOTILLA_BINARY`, or `flotilla` next to the test bundle
 /// (`.build/debug/flotilla`). Nil when neither exists.
 let flotillaExecutable: URL? = {

@@ -9,87 +9,89 @@ import Musl
 import Darwin
 #endif
 
-/// `flotilla cluster`: one command starts the nodes, prefixes their output, and Ctrl-C stops
-/// them all.
-@Suite(
-    .serialized,
-    .needsFlotillaExecutable
-)
-struct LocalClusterCommandTests {
-    @Test(.timeLimit(.minutes(2)))
-    func startsServesAndStopsEveryNodeOnCtrlC() async throws {
-        let executable = try #require(flotillaExecutable)
-        let root = NSTemporaryDirectory() + "flotilla-cluster-cmd-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let base = try #require(freeBasePort(nodes: 3), "no free ports for a three-node cluster")
+extension RealProcesses {
+    /// `flotilla cluster`: one command starts the nodes, prefixes their output, and Ctrl-C stops
+    /// them all.
+    @Suite(
+        .serialized,
+        .needsFlotillaExecutable
+    )
+    struct LocalClusterCommandTests {
+        @Test(.timeLimit(.minutes(2)))
+        func startsServesAndStopsEveryNodeOnCtrlC() async throws {
+            let executable = try #require(flotillaExecutable)
+            let root = NSTemporaryDirectory() + "flotilla-cluster-cmd-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            let base = try #require(freeBasePort(nodes: 3), "no free ports for a three-node cluster")
 
-        // First run: write through node 1, read through node 3.
-        let first = try ClusterCommand(executable: executable, root: root, basePort: base, log: "run1.log")
-        let pids = await first.nodePIDs()
-        #expect(pids.count == 3, "the banner names three nodes\n\(first.output)")
-        let wrote = await eventually(within: 30) { http("PUT", "http://127.0.0.1:\(base + 1)/greeting", body: "hello").status == 204 }
-        #expect(wrote, "no write accepted\n\(first.output)")
-        let read = http("GET", "http://127.0.0.1:\(base + 20_001)/greeting")
-        #expect(read.status == 200 && read.body == "hello", "\(read)")
+            // First run: write through node 1, read through node 3.
+            let first = try ClusterCommand(executable: executable, root: root, basePort: base, log: "run1.log")
+            let pids = await first.nodePIDs()
+            #expect(pids.count == 3, "the banner names three nodes\n\(first.output)")
+            let wrote = await eventually(within: 30) { http("PUT", "http://127.0.0.1:\(base + 1)/greeting", body: "hello").status == 204 }
+            #expect(wrote, "no write accepted\n\(first.output)")
+            let read = http("GET", "http://127.0.0.1:\(base + 20_001)/greeting")
+            #expect(read.status == 200 && read.body == "hello", "\(read)")
 
-        // Every node's lines are prefixed with its name (no colour: stdout is not a terminal).
-        let output = first.output
-        for k in 1...3 {
-            #expect(output.contains("[n\(k)] "), "no line from n\(k)\n\(output)")
+            // Every node's lines are prefixed with its name (no colour: stdout is not a terminal).
+            let output = first.output
+            for k in 1...3 {
+                #expect(output.contains("[n\(k)] "), "no line from n\(k)\n\(output)")
+            }
+            #expect(!output.contains("\u{1b}["))
+
+            // Ctrl-C: every node gets SIGTERM and the command waits for them.
+            let status = first.stop(SIGINT)
+            #expect(status == 0, "\(first.output)")
+            for pid in pids {
+                #expect(kill(pid, 0) == -1 && errno == ESRCH, "node process \(pid) still exists")
+            }
+            let stopped = first.output
+            for k in 1...3 {
+                #expect(stopped.contains("n\(k) stopped"), "\(stopped)")
+            }
+
+            // Second run on the same data: the acknowledged write is there.
+            let second = try ClusterCommand(executable: executable, root: root, basePort: base, log: "run2.log")
+            let recovered = await eventually(within: 30) {
+                let response = http("GET", "http://127.0.0.1:\(base + 10_001)/greeting")
+                return response.status == 200 && response.body == "hello"
+            }
+            #expect(recovered, "\(second.output)")
+            #expect(second.stop(SIGTERM) == 0, "\(second.output)")
         }
-        #expect(!output.contains("\u{1b}["))
 
-        // Ctrl-C: every node gets SIGTERM and the command waits for them.
-        let status = first.stop(SIGINT)
-        #expect(status == 0, "\(first.output)")
-        for pid in pids {
-            #expect(kill(pid, 0) == -1 && errno == ESRCH, "node process \(pid) still exists")
-        }
-        let stopped = first.output
-        for k in 1...3 {
-            #expect(stopped.contains("n\(k) stopped"), "\(stopped)")
+        @Test func ioThreadsMustBePositive() throws {
+            let executable = try #require(flotillaExecutable)
+            for bad in [["--io-threads", "0"], ["--io-threads=0"]] {
+                let (status, output) = run(executable, ["serve"] + bad)
+                #expect(status != 0)
+                #expect(output.contains("--io-threads must be at least 1"), "\(output)")
+            }
         }
 
-        // Second run on the same data: the acknowledged write is there.
-        let second = try ClusterCommand(executable: executable, root: root, basePort: base, log: "run2.log")
-        let recovered = await eventually(within: 30) {
-            let response = http("GET", "http://127.0.0.1:\(base + 10_001)/greeting")
-            return response.status == 200 && response.body == "hello"
+        @Test(.timeLimit(.minutes(1)))
+        func serverWithSeveralIOThreads() async throws {
+            let executable = try #require(flotillaExecutable)
+            let root = NSTemporaryDirectory() + "flotilla-io-threads-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            let node = ServerNode(id: 1, root: root)
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            try node.start(executable: executable, cluster: node.peerURL, extraArguments: ["--io-threads", "3"])
+            defer { node.stop(SIGKILL) }
+            let wrote = await eventually(within: 30) { node.put("threads", "three") == 204 }
+            #expect(wrote, "\(node.log)")
+            #expect(node.get("threads").body == "three")
+            #expect(node.stop(SIGTERM) == 0)
         }
-        #expect(recovered, "\(second.output)")
-        #expect(second.stop(SIGTERM) == 0, "\(second.output)")
-    }
 
-    @Test func ioThreadsMustBePositive() throws {
-        let executable = try #require(flotillaExecutable)
-        for bad in [["--io-threads", "0"], ["--io-threads=0"]] {
-            let (status, output) = run(executable, ["serve"] + bad)
+        @Test func portsPastTheRangeAreRefusedWithTheLimit() throws {
+            let executable = try #require(flotillaExecutable)
+            let (status, output) = run(executable, ["cluster", "--nodes", "3", "--base-port", "50000"])
             #expect(status != 0)
-            #expect(output.contains("--io-threads must be at least 1"), "\(output)")
+            #expect(output.contains("at most 45534"), "\(output)")
         }
-    }
-
-    @Test(.timeLimit(.minutes(1)))
-    func serverWithSeveralIOThreads() async throws {
-        let executable = try #require(flotillaExecutable)
-        let root = NSTemporaryDirectory() + "flotilla-io-threads-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let node = ServerNode(id: 1, root: root)
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        try node.start(executable: executable, cluster: node.peerURL, extraArguments: ["--io-threads", "3"])
-        defer { node.stop(SIGKILL) }
-        let wrote = await eventually(within: 30) { node.put("threads", "three") == 204 }
-        #expect(wrote, "\(node.log)")
-        #expect(node.get("threads").body == "three")
-        #expect(node.stop(SIGTERM) == 0)
-    }
-
-    @Test func portsPastTheRangeAreRefusedWithTheLimit() throws {
-        let executable = try #require(flotillaExecutable)
-        let (status, output) = run(executable, ["cluster", "--nodes", "3", "--base-port", "50000"])
-        #expect(status != 0)
-        #expect(output.contains("at most 45534"), "\(output)")
     }
 }
 
@@ -168,47 +170,49 @@ private func isFree(_ port: Int) -> Bool {
     } == 0
 }
 
-/// `flotilla bench` against a real server: the JSON summary, and the exit status.
-@Suite(
-    .serialized,
-    .needsFlotillaExecutable
-)
-struct BenchCommandTests {
-    @Test(.timeLimit(.minutes(2)))
-    func benchReportsAndFailsOnErrors() async throws {
-        let executable = try #require(flotillaExecutable)
-        let cluster = LocalTestCluster(executable: executable, size: 1)
-        defer { cluster.close() }
-        try await cluster.startAll(writing: "warm-up", "1", within: 30)
-        let node = cluster.node(1)
+extension RealProcesses {
+    /// `flotilla bench` against a real server: the JSON summary, and the exit status.
+    @Suite(
+        .serialized,
+        .needsFlotillaExecutable
+    )
+    struct BenchCommandTests {
+        @Test(.timeLimit(.minutes(2)))
+        func benchReportsAndFailsOnErrors() async throws {
+            let executable = try #require(flotillaExecutable)
+            let cluster = LocalTestCluster(executable: executable, size: 1)
+            defer { cluster.close() }
+            try await cluster.startAll(writing: "warm-up", "1", within: 30)
+            let node = cluster.node(1)
 
-        let (status, output) = run(executable, [
-            "bench", "--endpoints", node.base, "--clients", "8", "--conns", "4", "--total", "300",
-            "--read-ratio", "0.25", "--key-space", "50", "--no-progress", "--json",
-        ])
-        #expect(status == 0, "\(output)")
-        let json = try #require(output.split(separator: "\n").first { $0.hasPrefix("{") }, "\(output)")
-        let summary = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-        #expect((summary["requests"] as? NSNumber)?.intValue == 300)
-        #expect((summary["errors"] as? NSNumber)?.intValue == 0)
-        #expect(((summary["reads"] as? NSNumber)?.intValue ?? 0) > 0)
-        #expect(((summary["throughput"] as? NSNumber)?.doubleValue ?? 0) > 0)
+            let (status, output) = run(executable, [
+                "bench", "--endpoints", node.base, "--clients", "8", "--conns", "4", "--total", "300",
+                "--read-ratio", "0.25", "--key-space", "50", "--no-progress", "--json",
+            ])
+            #expect(status == 0, "\(output)")
+            let json = try #require(output.split(separator: "\n").first { $0.hasPrefix("{") }, "\(output)")
+            let summary = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+            #expect((summary["requests"] as? NSNumber)?.intValue == 300)
+            #expect((summary["errors"] as? NSNumber)?.intValue == 0)
+            #expect(((summary["reads"] as? NSNumber)?.intValue ?? 0) > 0)
+            #expect(((summary["throughput"] as? NSNumber)?.doubleValue ?? 0) > 0)
 
-        // Nothing listens: every request fails, the exit status says so.
-        let dead = "http://127.0.0.1:\(freePort())"
-        let failed = run(executable, ["bench", "--endpoints", dead, "--total", "20", "--no-progress"])
-        #expect(failed.status == 1, "\(failed.output)")
-        #expect(failed.output.contains("20 request(s) failed"), "\(failed.output)")
-        let tolerated = run(executable, ["bench", "--endpoints", dead, "--total", "20", "--no-progress", "--max-errors", "20"])
-        #expect(tolerated.status == 0, "\(tolerated.output)")
-        // Requests that found no connection are counted as the mix says: all reads here.
-        let reads = run(executable, [
-            "bench", "--endpoints", dead, "--total", "20", "--read-ratio", "1", "--no-progress", "--max-errors", "20", "--json",
-        ])
-        let readsJSON = try #require(reads.output.split(separator: "\n").first { $0.hasPrefix("{") }, "\(reads.output)")
-        let readsSummary = try #require(try JSONSerialization.jsonObject(with: Data(readsJSON.utf8)) as? [String: Any])
-        #expect((readsSummary["errors"] as? NSNumber)?.intValue == 20, "\(reads.output)")
-        #expect((readsSummary["reads"] as? NSNumber)?.intValue == 20, "\(reads.output)")
-        #expect((readsSummary["writes"] as? NSNumber)?.intValue == 0, "\(reads.output)")
+            // Nothing listens: every request fails, the exit status says so.
+            let dead = "http://127.0.0.1:\(freePort())"
+            let failed = run(executable, ["bench", "--endpoints", dead, "--total", "20", "--no-progress"])
+            #expect(failed.status == 1, "\(failed.output)")
+            #expect(failed.output.contains("20 request(s) failed"), "\(failed.output)")
+            let tolerated = run(executable, ["bench", "--endpoints", dead, "--total", "20", "--no-progress", "--max-errors", "20"])
+            #expect(tolerated.status == 0, "\(tolerated.output)")
+            // Requests that found no connection are counted as the mix says: all reads here.
+            let reads = run(executable, [
+                "bench", "--endpoints", dead, "--total", "20", "--read-ratio", "1", "--no-progress", "--max-errors", "20", "--json",
+            ])
+            let readsJSON = try #require(reads.output.split(separator: "\n").first { $0.hasPrefix("{") }, "\(reads.output)")
+            let readsSummary = try #require(try JSONSerialization.jsonObject(with: Data(readsJSON.utf8)) as? [String: Any])
+            #expect((readsSummary["errors"] as? NSNumber)?.intValue == 20, "\(reads.output)")
+            #expect((readsSummary["reads"] as? NSNumber)?.intValue == 20, "\(reads.output)")
+            #expect((readsSummary["writes"] as? NSNumber)?.intValue == 0, "\(reads.output)")
+        }
     }
 }

@@ -14,6 +14,10 @@ import Testing
 /// application's service — or a scripted replica, for the failure answers.
 @Suite struct HTTPAPITests {
     static let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+    /// Connection deadlines far beyond any test: the tests of what requests mean must not race a
+    /// 10 s head deadline on a loaded machine (where a test's 1 ms pauses can last much longer).
+    /// `ClientConnectionLimitTests` tests the deadlines.
+    static let patientLimits = ClientConnectionLimits(readHeaderTimeout: .seconds(300), idleTimeout: .seconds(300))
 
     /// A one-node cluster's node, its data in `directory`, with fast ticks.
     static func makeNode(directory: String, metrics: PrometheusCollectorRegistry? = nil) throws -> FlotillaNode<KeyValueStore> {
@@ -41,7 +45,7 @@ import Testing
         try await node.start()
         let app = makeApplication(
             api: HTTPAPI(replica: FlotillaReplica(node: node), limits: limits, metrics: registry), services: [node],
-            address: .hostname("127.0.0.1", port: 0), logger: Self.quietLogger)
+            address: .hostname("127.0.0.1", port: 0), limits: Self.patientLimits, logger: Self.quietLogger)
         try await app.test(via.setup) { client in
             try await node.waitForLeader(timeout: .seconds(10))
             try await body(client)
@@ -392,7 +396,7 @@ import Testing
     ) async throws {
         let app = makeApplication(
             api: HTTPAPI(replica: replica), services: [], address: .hostname("127.0.0.1", port: 0),
-            logger: Self.quietLogger)
+            limits: Self.patientLimits, logger: Self.quietLogger)
         try await app.test(via.setup, body)
     }
 

@@ -157,7 +157,7 @@ import Testing
     @Test(.timeLimit(.minutes(1))) func aGracefulShutdownClosesAnIdleConnection() async throws {
         let app = makeApplication(
             api: HTTPAPI(replica: GatedReplica()), services: [], address: .hostname("127.0.0.1", port: 0),
-            logger: HTTPAPITests.quietLogger)
+            limits: HTTPAPITests.patientLimits, logger: HTTPAPITests.quietLogger)
         let closed = Mutex<Task<Bool, any Error>?>(nil)
         let started = ContinuousClock.now
         try await app.test(.live) { client in
@@ -228,7 +228,7 @@ import Testing
         let replica = GatedReplica()
         let app = makeApplication(
             api: HTTPAPI(replica: replica), services: [], address: .hostname("127.0.0.1", port: 0),
-            logger: HTTPAPITests.quietLogger)
+            limits: HTTPAPITests.patientLimits, logger: HTTPAPITests.quietLogger)
         let exchange = Mutex<Task<[RawHTTP.Response], any Error>?>(nil)
         try await app.test(.live) { client in
             let port = try #require(client.port)

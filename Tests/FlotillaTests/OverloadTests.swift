@@ -1,33 +1,7 @@
-import Dispatch
 import Flotilla
 import Foundation
 import Synchronization
 import Testing
-
-/// A state machine whose apply of `block` holds the node's Ready loop until `release()`: the
-/// loop takes nothing from its inbox meanwhile, so the test decides how full it is.
-struct GatedValues: StateMachine {
-    static let gate = DispatchSemaphore(value: 0)
-    static let entered = Atomic<Bool>(false)
-
-    var values: [String: String] = [:]
-
-    mutating func apply(_ command: [UInt8], index: UInt64) -> UInt64 {
-        let text = String(decoding: command, as: UTF8.self)
-        if text == "block" {
-            Self.entered.store(true, ordering: .sequentiallyConsistent)
-            Self.gate.wait()
-        } else if let equals = text.firstIndex(of: "=") {
-            values[String(text[..<equals])] = String(text[text.index(after: equals)...])
-        }
-        return index
-    }
-
-    func snapshot() throws -> [UInt8] { Array(try JSONEncoder().encode(values)) }
-    mutating func restore(from snapshot: [UInt8]) throws {
-        values = try JSONDecoder().decode([String: String].self, from: Data(snapshot))
-    }
-}
 
 /// Bounded by default: writes beyond `maxQueuedWrites` fail at once with `overloaded` (they
 /// are not queued without end), the ones taken are applied once the node can, and the node
@@ -37,22 +11,20 @@ struct OverloadTests {
     @Test("writes beyond maxQueuedWrites fail at once with overloaded; the rest are applied", .timeLimit(.minutes(1)))
     func queuedWritesAreBounded() async throws {
         let cluster = TestCluster { $0.maxQueuedWrites = 10 }
-        let node = try FlotillaNode(
-            configuration: cluster.configuration(1, members: [1]), stateMachine: GatedValues(), logger: quiet)
+        let node = try Node(configuration: cluster.configuration(1, members: [1]), stateMachine: KeyValues(), logger: quiet)
+        cluster.nodes[1] = node
         try await node.start()
-        _ = try await node.apply(command("warm", "up"))
+        _ = try await applyRetrying(node, command("warm", "up"))
 
-        let blocked = Task { try await node.apply(Array("block".utf8)) }
-        try await eventually("the Ready loop is held in apply") { GatedValues.entered.load(ordering: .sequentiallyConsistent) }
+        // Submitted while this code holds the node's actor (`readLocal` runs there): the Ready
+        // loop cannot take any of them meanwhile, so exactly the first ten wait in the inbox.
         let outcomes = Outcomes()
-        for request in 0..<30 { node.apply(command("k\(request)", "v"), completion: outcomes.handler(request)) }
-        // The 20 beyond the limit were refused at once, on this thread.
+        try await node.readLocal { _ in
+            for request in 0..<30 { node.apply(command("k\(request)", "v"), completion: outcomes.handler(request)) }
+        }
+        // The 20 beyond the limit were refused at once, on the submitting thread.
         #expect(outcomes.calls == 20)
-        #expect(outcomes.all.values.allSatisfy { $0 == [.failure(.overloaded(queued: 10, limit: 10))] })
-        #expect((0..<10).allSatisfy { outcomes.all[$0] == nil })
-
-        GatedValues.gate.signal()
-        _ = try await blocked.value
+        #expect((10..<30).allSatisfy { outcomes.all[$0] == [.failure(.overloaded(queued: 10, limit: 10))] })
         try await outcomes.waitFor(30)
         #expect((0..<10).allSatisfy { (try? outcomes.all[$0]?.first?.get()) != nil }, "the queued writes were applied")
         #expect(try await node.readLocal { machine in (0..<10).allSatisfy { machine.values["k\($0)"] == "v" } })

@@ -15,9 +15,11 @@ import RaftTestKit
 ///   coherent (commit within the log, applied within commit, term and commit never going back).
 @Suite struct HostileMessageFuzzTests {
     @Test(arguments: [1...40, 41...80] as [ClosedRange<UInt64>])
-    func forgedMessagesInASimulatedCluster(_ seeds: ClosedRange<UInt64>) {
+    func forgedMessagesInASimulatedCluster(_ seeds: ClosedRange<UInt64>) async {
         var total = SimulationStats()
         for seed in seeds {
+            // CPU-bound: let the other tests' tasks run between seeds.
+            await Task.yield()
             let result = ClusterSimulator.run(seed: 0xF0_0000 + seed, steps: 1000, features: SimulationFeatures.all.union(.forgedMessages))
             total.add(result.stats)
             if let failure = result.failure {
@@ -35,11 +37,12 @@ import RaftTestKit
     }
 
     @Test(arguments: Role.allCases)
-    func randomMessagesIntoEveryRole(_ role: Role) throws {
+    func randomMessagesIntoEveryRole(_ role: Role) async throws {
         var rng = SplitMix64(seed: 0xBAD_F00D ^ UInt64(Role.allCases.firstIndex(of: role)!))
         var stepped = 0
         var refused = 0
         for round in 0..<600 {
+            if round % 20 == 0 { await Task.yield() }  // CPU-bound: let other tests' tasks run
             let withSnapshot = round % 2 == 1
             let n = try Self.node(in: role, withSnapshot: withSnapshot)
             var lastTerm = n.term

@@ -13,9 +13,10 @@ import RaftTestKit
     static let batches: [ClosedRange<UInt64>] = stride(from: 1, through: ciSeeds, by: 40).map { $0...min($0 + 39, ciSeeds) }
 
     @Test(arguments: batches)
-    func seeds(_ range: ClosedRange<UInt64>) {
+    func seeds(_ range: ClosedRange<UInt64>) async {
         var total = SimulationStats()
         for seed in range {
+            await Task.yield()  // CPU-bound: let the other tests' tasks run between seeds
             let result = ClusterSimulator.run(seed: seed, steps: Self.ciSteps)
             total.add(result.stats)
             if let failure = result.failure {
