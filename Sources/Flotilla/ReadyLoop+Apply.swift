@@ -4,7 +4,7 @@ import RaftNIO
 
 /// Applying what raft commits: snapshots from the leader, commands, membership changes.
 extension FlotillaNode {
-    /// A snapshot from the leader (already saved by `storage.save`): replace the state.
+    /// A snapshot from the leader, before `storage.save` persists it: replace the state.
     func restore(_ snapshot: Snapshot) throws {
         guard let envelope = SnapshotEnvelope(decoding: snapshot.data) else {
             throw FlotillaError.failed("snapshot \(snapshot.metadata.index) is not a Flotilla snapshot")

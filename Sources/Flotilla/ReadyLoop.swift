@@ -198,6 +198,14 @@ extension FlotillaNode {
             //   (~0.1–0.2 ms), which the messages that arrive meanwhile can afford.
             let savedHere = mustSave && (!ready.mustSync || !sent) && noSnapshot && !snapshotUnderWay
             let flight = ReadyInFlight(ready: ready, sent: sent, applied: applied)
+            if let snapshot = ready.snapshot, !snapshot.isEmpty {
+                // Restored before it is saved (and so before it is acknowledged, which waits for
+                // the save): a snapshot the state machine cannot restore stops the node with its
+                // data directory as it was, so it starts again and asks the leader anew, instead
+                // of persisting a snapshot it could never start from. The state machine is not
+                // durable, so running ahead of the disk by one snapshot loses nothing.
+                try restore(snapshot)
+            }
 
             if sent {
                 // The appends that only carry the new commit index go after the answers, which
@@ -290,7 +298,6 @@ extension FlotillaNode {
     private func finish(_ flight: ReadyInFlight) throws {
         let ready = flight.ready
         if !flight.sent { transport.send(ready.messages) }
-        if let snapshot = ready.snapshot, !snapshot.isEmpty { try restore(snapshot) }
         if !flight.applied { try applyCommitted(ready) }
         raw.advance(ready)
         try maybeSnapshot()

@@ -169,7 +169,9 @@ import Testing
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(try await #require(closed.withLock { $0 }).value)
-        #expect(ContinuousClock.now - started < .seconds(10))
+        // At once, that is: the connection's own deadlines are 300 s (patientLimits), and the
+        // test's time limit a minute; a loaded machine can take a few seconds over the rest.
+        #expect(ContinuousClock.now - started < .seconds(40))
     }
 
     @Test(.timeLimit(.minutes(1))) func connectionCloseClosesAfterTheAnswer() async throws {

@@ -1,4 +1,5 @@
 import Flotilla
+import Foundation
 import RaftNIO
 import Testing
 
@@ -206,6 +207,45 @@ struct ClusterTests {
             #expect(try await node.readLocal { $0.values["lost"] } == nil)
             #expect(try await node.readLocal { $0.values["before"] } == "1")
         }
+        await cluster.shutdown()
+    }
+}
+
+/// The key-value machine, but refusing every snapshot: a leader's snapshot it cannot restore.
+struct RefusingValues: StateMachine {
+    var inner = KeyValues()
+    struct Refused: Error {}
+    mutating func apply(_ command: [UInt8], index: UInt64) -> UInt64 { inner.apply(command, index: index) }
+    func snapshot() throws -> [UInt8] { try inner.snapshot() }
+    mutating func restore(from snapshot: [UInt8]) throws { throw Refused() }
+}
+
+@Suite("Snapshots a node cannot restore", .serialized)
+struct UnrestorableSnapshotTests {
+    /// A snapshot the state machine refuses stops the node before anything of it is persisted:
+    /// its data directory starts again (with a machine that can restore it) and catches up.
+    @Test("the node stops, its data directory unchanged, and starts again", .timeLimit(.minutes(1)))
+    func aRefusedSnapshotIsNotPersisted() async throws {
+        let cluster = try await TestCluster.start { $0.snapshotInterval = 20; $0.entriesKeptAfterCompaction = 5 }
+        let leader = try await cluster.leader()
+        for i in 0..<60 { try await applyRetrying(cluster.nodes[leader]!, command("k\(i)", "\(i)")) }
+        try await eventually("the leader has compacted its log") { await cluster.nodes[leader]!.status.snapshotIndex >= 40 }
+
+        let configuration = cluster.configuration(4, members: Array(cluster.nodes.keys), bootstrap: .join)
+        let refusing = try FlotillaNode(configuration: configuration, stateMachine: RefusingValues(), logger: quiet)
+        cluster.ports[4] = try await refusing.start()
+        try await cluster.nodes[leader]!.addMember(id: 4, address: cluster.address(4), asLearner: true)
+        try await eventually("the node stopped on the snapshot") { await !refusing.status.isRunning }
+        await refusing.shutdown()  // waits until it has closed its WAL and let go of the data directory
+        let snapshots = (try? FileManager.default.contentsOfDirectory(atPath: configuration.dataDirectory + "/snap")) ?? []
+        #expect(!snapshots.contains { $0.hasSuffix(".snap") }, "the refused snapshot was persisted: \(snapshots)")
+
+        // The same data directory, with a machine that can restore the snapshot.
+        let restarted = try Node(configuration: cluster.configuration(4, members: Array(cluster.nodes.keys), bootstrap: .join),
+                                 stateMachine: KeyValues(), logger: quiet)
+        cluster.nodes[4] = restarted
+        _ = try await restarted.start()
+        try await eventually("the restarted node has every write") { try await restarted.readLocal { $0.values.count } == 60 }
         await cluster.shutdown()
     }
 }
