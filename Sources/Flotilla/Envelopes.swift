@@ -95,12 +95,7 @@ struct SnapshotEnvelope: Sendable {
 
     init?(decoding bytes: [UInt8]) {
         var r = ByteReader(bytes)
-        guard r.byte() == Self.version, let count = r.u32() else { return nil }
-        var addresses: [UInt64: TransportAddress] = [:]
-        for _ in 0..<count {
-            guard let id = r.u64(), let address = r.address() else { return nil }
-            if let address { addresses[id] = address }
-        }
+        guard let addresses = Self.readHead(&r) else { return nil }
         self.addresses = addresses
         state = r.rest()
     }
@@ -110,11 +105,18 @@ struct SnapshotEnvelope: Sendable {
     /// that one this node could not restore from is never persisted.
     static func hasWellFormedHead(_ bytes: [UInt8]) -> Bool {
         var r = ByteReader(bytes)
-        guard r.byte() == version, let count = r.u32() else { return false }
+        return readHead(&r) != nil
+    }
+
+    /// The version and the address book, `r` left at the state; nil if they are malformed.
+    private static func readHead(_ r: inout ByteReader) -> [UInt64: TransportAddress]? {
+        guard r.byte() == version, let count = r.u32() else { return nil }
+        var addresses: [UInt64: TransportAddress] = [:]
         for _ in 0..<count {
-            guard r.u64() != nil, r.address() != nil else { return false }
+            guard let id = r.u64(), let address = r.address() else { return nil }
+            if let address { addresses[id] = address }
         }
-        return true
+        return addresses
     }
 }
 

@@ -185,7 +185,6 @@ public struct BenchEngine: Sendable {
         return merged
     }
 
-    /// `http://host:port` → (host, port). The bench speaks plain HTTP/1.1.
     /// An endpoint to connect to.
     struct Target: Sendable {
         var host: String
@@ -193,12 +192,9 @@ public struct BenchEngine: Sendable {
         var isTLS: Bool
     }
 
+    /// `http://host:port` or `https://host:port` → the host (an IPv6 one without its brackets),
+    /// the port, and whether to speak TLS.
     static func target(_ endpoint: String) throws -> Target {
-        let (host, port) = try hostAndPort(endpoint)
-        return Target(host: host, port: port, isTLS: endpoint.hasPrefix("https://"))
-    }
-
-    static func hostAndPort(_ endpoint: String) throws -> (host: String, port: Int) {
         let isTLS = endpoint.hasPrefix("https://")
         guard isTLS || endpoint.hasPrefix("http://") else {
             throw ClientError.badEndpoint(endpoint + " (flotilla bench speaks http:// and https://)")
@@ -209,7 +205,7 @@ public struct BenchEngine: Sendable {
         }
         var host = String(rest[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return (host, port)
+        return Target(host: host, port: port, isTLS: isTLS)
     }
 }
 

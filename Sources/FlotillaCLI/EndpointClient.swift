@@ -39,10 +39,17 @@ public struct ClientResponse: Sendable {
     public var text: String { String(decoding: body, as: UTF8.self) }
 }
 
+extension String {
+    /// Without the whitespace at either end (Foundation-free).
+    package func trimmingWhitespace() -> String {
+        String(drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+    }
+}
+
 /// Parses `--endpoints`: comma-separated `http://host:port` URLs, trailing slashes dropped.
 public func parseEndpoints(_ text: String) throws -> [String] {
     let endpoints = text.split(separator: ",").map { part -> String in
-        var s = String(part.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+        var s = String(part).trimmingWhitespace()
         while s.hasSuffix("/") { s.removeLast() }
         return s
     }

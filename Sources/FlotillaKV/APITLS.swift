@@ -6,8 +6,6 @@ import RaftNIO
 /// requires every client to present one of that CA's.
 public struct APITLS: Sendable {
     let context: NIOSSLContext
-    /// Whether clients must present a certificate.
-    public let requiresClientCertificates: Bool
 
     public init(certificateFile: String, keyFile: String, clientCAFile: String? = nil) throws(TLSFileError) {
         let chain = try TLSFileError.certificates(in: certificateFile, as: "certificate")
@@ -21,7 +19,6 @@ public struct APITLS: Sendable {
             configuration.certificateVerification = .noHostnameVerification
             configuration.trustRoots = .certificates(roots)
         }
-        requiresClientCertificates = clientCAFile != nil
         do {
             context = try NIOSSLContext(configuration: configuration)
         } catch {

@@ -85,10 +85,6 @@ final class ClientConnectionDeadlines: ChannelDuplexHandler {
         context.fireChannelRead(data)
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        context.write(data, promise: promise)
-    }
-
     func flush(context: ChannelHandlerContext) {
         let now = context.eventLoop.now
         lastTraffic = now

@@ -38,7 +38,8 @@ public final class RaftTransport: Sendable {
     private let eventContinuation: AsyncStream<TransportEvent>.Continuation
     private let deliverMessage: @Sendable (Message) -> Void
     private let reportRefusal: @Sendable (PeerInputRefusal) -> Void
-    /// The members inbound streams may come from (`addPeer` / `removePeer`).
+    /// The peers and their addresses (`addPeer` / `removePeer`): whom inbound streams may come
+    /// from, and where snapshots go.
     private let directory = PeerDirectory()
     private let context: TransportContext
     private let state = Mutex(State())
@@ -53,7 +54,6 @@ public final class RaftTransport: Sendable {
 
         var lifecycle: Lifecycle = .initial
         var peers: [UInt64: PeerStream] = [:]
-        var addresses: [UInt64: TransportAddress] = [:]
         var snapshotTasks: [UInt64: Task<Void, Never>] = [:]
         var nextSnapshotTask: UInt64 = 0
     }
@@ -171,10 +171,9 @@ public final class RaftTransport: Sendable {
     /// never added, or was removed, is refused at the handshake). Adding a known peer updates its
     /// address.
     public func addPeer(id: UInt64, address: TransportAddress) {
-        directory.add(id, host: address.host)
         let existing: PeerStream? = state.withLock { state in
             if case .shutDown = state.lifecycle { return nil }
-            state.addresses[id] = address
+            directory.add(id, address: address)
             if let stream = state.peers[id] { return stream }
             state.peers[id] = PeerStream(peerID: id, address: address, context: context)
             return nil
@@ -190,9 +189,8 @@ public final class RaftTransport: Sendable {
     /// Forgets `id`: its queue is dropped and its stream closed. Snapshots already streaming
     /// to it run to their end.
     public func removePeer(id: UInt64) {
-        directory.remove(id)
         let stream = state.withLock { state in
-            state.addresses[id] = nil
+            directory.remove(id)
             return state.peers.removeValue(forKey: id)
         }
         stream?.close()
@@ -237,7 +235,7 @@ public final class RaftTransport: Sendable {
         let peer = message.to
         let context = context
         state.withLock { state in
-            guard let address = state.addresses[peer], case .running = state.lifecycle else {
+            guard let address = directory.address(of: peer), case .running = state.lifecycle else {
                 context.logger.warning("cannot send a snapshot to an unknown peer", metadata: ["peer": "\(hex(peer))"])
                 context.report(.unreachable(peer))
                 context.report(.snapshot(peer, .failure))

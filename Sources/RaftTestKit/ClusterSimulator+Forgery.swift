@@ -14,8 +14,8 @@ import Raft
 /// - a stale copy: a member's message of an older term with random values.
 ///
 /// The first three must be refused (a violation otherwise); the last may be taken, and the run's
-/// invariants must hold either way. Values are drawn from 0, 1, the ceiling and the largest
-/// integers, and around the node's own term and indexes.
+/// invariants must hold either way. Values come from `TestRandom.extremeValue(near:)`, around the
+/// node's own term and indexes.
 extension ClusterSimulator {
     func forge() {
         let live = liveIDs
@@ -64,22 +64,7 @@ extension ClusterSimulator {
         }
     }
 
-    /// A value from the edges and from around `near` (a term or an index of the node).
-    private func extreme(near: UInt64) -> UInt64 {
-        let ceiling = Message.valueCeiling
-        switch rng.below(10) {
-        case 0: return 0
-        case 1: return 1
-        case 2: return .max
-        case 3: return .max - 1
-        case 4: return ceiling
-        case 5: return ceiling + 1
-        case 6: return near &- 1
-        case 7: return near &+ 1
-        case 8: return near
-        default: return rng.next()
-        }
-    }
+    private func extreme(near: UInt64) -> UInt64 { rng.extremeValue(near: near) }
 
     private func randomMessage(to: UInt64, from: UInt64, around node: SimNode, term: UInt64) -> Message {
         let last = (try? node.storage.lastIndex()) ?? 0

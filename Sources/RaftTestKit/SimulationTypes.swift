@@ -227,4 +227,24 @@ extension TestRandom {
 
     /// True with probability `p`.
     mutating func chance(_ p: Double) -> Bool { nextDouble() < p }
+
+    /// A value a hostile message might carry: 0, 1, the largest integers, `Message.valueCeiling`
+    /// and the one above it, around `near` (a term or an index of the node it is aimed at), or
+    /// small or arbitrary.
+    public mutating func extremeValue(near: UInt64) -> UInt64 {
+        switch below(12) {
+        case 0: return 0
+        case 1: return 1
+        case 2: return .max
+        case 3: return .max - 1
+        case 4: return Message.valueCeiling
+        case 5: return Message.valueCeiling + 1
+        case 6: return near &- 1
+        case 7: return near &+ 1
+        case 8: return near
+        case 9: return near &+ 2
+        case 10: return below(16)
+        default: return next()
+        }
+    }
 }

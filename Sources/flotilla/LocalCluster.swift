@@ -173,7 +173,7 @@ struct LocalCluster: AsyncParsableCommand {
     private func makeCertificates(in directory: String, output: PrefixedOutput) throws {
         let existing = (1...nodes).allSatisfy { FileManager.default.fileExists(atPath: "\(directory)/node-\($0).pem") }
         if existing { return }
-        let maker = DevelopmentCertificates(hosts: ["localhost", "127.0.0.1", "::1"], nodes: nodes)
+        let maker = DevelopmentCertificates(nodes: nodes)  // valid for localhost, 127.0.0.1 and ::1
         do {
             _ = try maker.write(try maker.make(), to: directory)
         } catch {

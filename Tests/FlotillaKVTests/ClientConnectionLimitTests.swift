@@ -48,9 +48,10 @@ import Testing
 
         var answers: Int { RawHTTP.parse(received.bytes.withLock { $0 }).count }
 
-        /// Waits for the server to close the connection; how long after `start` that was.
-        func closed(within limit: Duration, since start: ContinuousClock.Instant = .now) async throws -> Duration {
+        /// Waits for the server to close the connection; how long that took.
+        func closed(within limit: Duration) async throws -> Duration {
             let clock = ContinuousClock()
+            let start = clock.now
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await self.channel.closeFuture.get() }
                 group.addTask {
@@ -184,12 +185,3 @@ import Testing
     // HummingbirdTesting's live mode rebuilds the configuration without it.
 }
 
-/// Polls `condition` every 10 ms until it holds or `limit` passes.
-func waitUntil(within limit: Duration = .seconds(5), _ condition: () -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + limit
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return condition()
-}

@@ -145,7 +145,7 @@ struct InboundStreamHandlerTests {
 
     static func directory(_ members: [UInt64]) -> PeerDirectory {
         let directory = PeerDirectory()
-        for id in members { directory.add(id, host: "127.0.0.1") }
+        for id in members { directory.add(id, address: TransportAddress(host: "127.0.0.1", port: 1)) }
         return directory
     }
 

@@ -94,21 +94,7 @@ import RaftTestKit
         return n
     }
 
-    static func value(near: UInt64, rng: inout SplitMix64) -> UInt64 {
-        switch rng.next() % 12 {
-        case 0: return 0
-        case 1: return 1
-        case 2: return .max
-        case 3: return .max - 1
-        case 4: return Message.valueCeiling
-        case 5: return Message.valueCeiling + 1
-        case 6: return near &- 1
-        case 7: return near &+ 1
-        case 8: return near
-        case 9: return near &+ 2
-        default: return rng.next() % 16
-        }
-    }
+    static func value(near: UInt64, rng: inout SplitMix64) -> UInt64 { rng.extremeValue(near: near) }
 
     static let types = MessageType.allCases.filter { !$0.isLocal }
 

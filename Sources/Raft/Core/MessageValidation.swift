@@ -20,8 +20,6 @@ extension Message {
 }
 
 extension RaftCore {
-    static var valueCeiling: UInt64 { Message.valueCeiling }
-
     /// Why `m`, received from the network, must not be stepped, or nil if it may.
     func refusal(of m: Message) -> String? {
         if let problem = valueProblem(m) { return problem }
@@ -53,7 +51,7 @@ extension RaftCore {
 
     /// Values beyond any cluster's lifetime, in any field of any message.
     private func valueProblem(_ m: Message) -> String? {
-        let ceiling = Self.valueCeiling
+        let ceiling = Message.valueCeiling
         if m.term > ceiling { return "\(m.type) from \(m.from) has term \(m.term), beyond any cluster's lifetime" }
         if m.logTerm > ceiling || m.index > ceiling || m.commit > ceiling || m.rejectHint > ceiling {
             return "\(m.type) from \(m.from) has an index, log term, commit or hint beyond any cluster's lifetime "

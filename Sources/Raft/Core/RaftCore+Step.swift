@@ -186,7 +186,6 @@ extension RaftCore {
             }
             var forwarded = m
             forwarded.to = lead
-            forwarded.term = 0  // forwarded proposals travel without a term
             send(forwarded)
         case .append:
             electionElapsed = 0

@@ -126,7 +126,7 @@ final class InboundStreamHandler: ChannelInboundHandler {
     /// of `id`'s peer URL, so that one member's certificate cannot be used to pose as another
     /// on another host.
     private func identityProblem(claimed id: UInt64, context: ChannelHandlerContext) -> TransportProtocolError? {
-        guard let host = directory.host(of: id) else { return TransportProtocolError(.unknownPeer(id)) }
+        guard let host = directory.address(of: id)?.host else { return TransportProtocolError(.unknownPeer(id)) }
         let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
         guard let certificate, PeerTLS.certificate(certificate, names: host) else {
             return TransportProtocolError(.peerIdentityMismatch(id: id, host: host))
