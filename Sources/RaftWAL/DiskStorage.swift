@@ -167,9 +167,32 @@ public final class DiskStorage: Storage, Sendable {
 
     /// Persists what a `Ready` asks to persist, in etcd's order (see the type's documentation):
     /// its snapshot, then its HardState and entries. Returns once they are durable.
+    ///
+    /// With a snapshot from the leader, the order is etcd's fix of its issue #10219: the
+    /// snapshot file, its WAL record, then the HardState and entries synced whatever the MustSync
+    /// rule says, and only then the in-memory log and the purge of older snapshots and segments.
+    /// Recovery trusts a snapshot record only at or below the recovered commit index; a
+    /// HardState left unsynced (the leader's snapshot in a term this node already knew needs
+    /// none by the rule) would, after a power loss, drop the snapshot this node acknowledged
+    /// and fall back to one the purge had removed.
     public func save(_ ready: Ready) throws {
-        if let snapshot = ready.snapshot, !snapshot.isEmpty { try saveSnapshot(snapshot) }
-        try append(hardState: ready.hardState, entries: ready.entries)
+        guard let snapshot = ready.snapshot, !snapshot.isEmpty else {
+            try append(hardState: ready.hardState, entries: ready.entries)
+            return
+        }
+        try writer.withLock { (w: inout Writer) throws in
+            if snapshot.metadata.index <= (try memory.snapshot()).metadata.index { throw RaftError.snapshotOutOfDate }
+            try persist(snapshot, &w)
+            var hardState = ready.hardState ?? memory.hardState
+            // A HardState that commits below the snapshot cannot be: raft raises the commit
+            // index to the snapshot's when it restores one.
+            hardState.commit = max(hardState.commit, snapshot.metadata.index)
+            try w.wal.save(hardState: hardState, entries: ready.entries, forceSync: true)
+            try memory.applySnapshot(snapshot)
+            try memory.append(ready.entries)
+            try memory.setHardState(hardState)
+            try purge(&w)
+        }
     }
 
     /// Appends `entries` and sets `hardState` (nil: unchanged): the WAL first — one write, one
@@ -182,16 +205,12 @@ public final class DiskStorage: Storage, Sendable {
         }
     }
 
-    /// A snapshot received from the leader: its file, its WAL record (synced), then the
-    /// in-memory log is replaced by it. Throws `RaftError.snapshotOutOfDate`, writing nothing,
-    /// if it is not newer than the snapshot held.
+    /// A snapshot received from the leader, without a Ready: `save` with one that carries only
+    /// it (the HardState's commit raised to the snapshot's index, synced before the purge).
+    /// Throws `RaftError.snapshotOutOfDate`, writing nothing, if it is not newer than the
+    /// snapshot held.
     public func saveSnapshot(_ snapshot: Snapshot) throws {
-        try writer.withLock { (w: inout Writer) throws in
-            if snapshot.metadata.index <= (try memory.snapshot()).metadata.index { throw RaftError.snapshotOutOfDate }
-            try persist(snapshot, &w)
-            try memory.applySnapshot(snapshot)
-            try purge(&w)
-        }
+        try save(Ready(snapshot: snapshot))
     }
 
     /// Makes a snapshot of the state machine at `index` (applied, and in the log), writes its

@@ -264,11 +264,14 @@ public final class WAL {
     /// Appends `entries` and `hardState` (skipped when empty) in one write, then — when etcd's
     /// MustSync rule says so: entries were given, or the term or vote changed — one fdatasync.
     /// Returns once they are durable (or, without the sync, written). Cuts a new segment when
-    /// this one had passed the segment size at the previous sync (as etcd does).
-    public func save(hardState: HardState, entries: [Entry]) throws(WALError) {
+    /// this one had passed the segment size at the previous sync (as etcd does). `forceSync`
+    /// syncs whatever the rule says: a HardState whose commit index a snapshot record relies on
+    /// (etcd #10219).
+    public func save(hardState: HardState, entries: [Entry], forceSync: Bool = false) throws(WALError) {
         var tail = try appendingTail()
         if hardState.isEmpty && entries.isEmpty { return }
-        let mustSync = !entries.isEmpty || hardState.term != self.hardState.term || hardState.vote != self.hardState.vote
+        let mustSync = forceSync || !entries.isEmpty || hardState.term != self.hardState.term
+            || hardState.vote != self.hardState.vote
         buffer.removeAll(keepingCapacity: true)
         for entry in entries {
             encodeEntry(entry)

@@ -134,6 +134,37 @@ import Testing
         #expect(try recovered.entries(51, 53, maxSize: .max) == entries(51...52, term: 3))
     }
 
+    /// etcd issue #10219: a follower installs a leader's snapshot in the term it already knew,
+    /// so the Ready's HardState (commit = the snapshot's index) needs no fdatasync by etcd's
+    /// MustSync rule. The save must still sync it before it returns (before the snapshot's index
+    /// is acknowledged) and before older snapshots and segments are purged: recovery only
+    /// trusts snapshot records at or below the recovered commit, so after a power loss that
+    /// dropped the HardState the node would fall back to a snapshot the purge had removed.
+    @Test func leadersSnapshotInTheSameTermSurvivesPowerLoss() throws {
+        let fs = SimulatedFileSystem()
+        let options = DiskStorageOptions(segmentSize: 2048, snapshotsToKeep: 1, segmentsToKeep: 1)
+        func open() throws -> DiskStorage {
+            try DiskStorage(directory: "/node", metadata: [1], options: options, fileSystem: fs)
+        }
+        let storage = try open()
+        var last: UInt64 = 0
+        for _ in 1...6 {
+            try storage.append(hardState: HardState(term: 2, vote: 1, commit: last + 20), entries: entries(last + 1...last + 20, term: 2, size: 60))
+            last += 20
+            try storage.createSnapshot(index: last - 5, confState: ConfState(voters: [1, 2, 3]), data: [UInt8(last)])
+            try storage.compact(last - 10)
+        }
+        let leaders = Snapshot(data: Array("leader state".utf8),
+                               metadata: SnapshotMetadata(confState: ConfState(voters: [1, 2, 3]), index: 500, term: 2))
+        try storage.save(Ready(hardState: HardState(term: 2, vote: 1, commit: 500), snapshot: leaders))
+        // save returned: the snapshot may be acknowledged now. Then the power goes.
+        fs.crash(.dropUnsynced)
+        let recovered = try open()
+        #expect(try recovered.snapshot() == leaders)
+        #expect(try recovered.initialState().0 == HardState(term: 2, vote: 1, commit: 500))
+        #expect(try recovered.firstIndex() == 501 && recovered.lastIndex() == 500)
+    }
+
     /// A one-node RawNode driven through DiskStorage in the documented order; after a crash,
     /// a new RawNode on the recovered storage has every acknowledged proposal.
     @Test func rawNodeRestartsFromDisk() throws {
