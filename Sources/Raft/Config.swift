@@ -42,6 +42,16 @@ public struct Config {
     public var stepDownOnRemoval: Bool
     /// The log the application persisted.
     public var storage: any Storage
+    /// Persistence runs beside the node instead of inside a Ready/advance handshake (raft-rs's
+    /// numbered Readies). Each `Ready` carries a `number`; hand its entries, HardState and
+    /// snapshot to storage in order, send `messages` at once and `messagesAfterPersist` once
+    /// storage reports it durable, then call `onPersistReady(number)`; apply its committed
+    /// entries (already durable here) and call `advanceApply(to:)`. Take the next Ready
+    /// whenever `hasReady`, writes still under way. The leader counts its own entries towards
+    /// the commit only once they are durable, and a node's votes and acknowledgements leave only
+    /// after what they promise is on its disk. `advance(_:)` must not be called. Default false:
+    /// the synchronous etcd 3.4 handshake.
+    public var asyncStorageWrites: Bool
     /// Seeds the election-timeout jitter together with `id`. The core never draws system
     /// randomness, so a given seed, config and input sequence always behave the same.
     public var randomSeed: UInt64
@@ -64,6 +74,7 @@ public struct Config {
         self.disableProposalForwarding = false
         self.stepDownOnRemoval = false
         self.storage = storage
+        self.asyncStorageWrites = false
         self.randomSeed = 0
         self.logger = Logger(label: "raft", factory: { _ in SwiftLogNoOpLogHandler() })
     }

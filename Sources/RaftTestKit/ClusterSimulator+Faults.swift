@@ -92,11 +92,19 @@ extension ClusterSimulator {
 
     func crash() {
         // Half the crashes hit a node with a Ready in hand (persisted or not), when there is one.
-        let pending = liveIDs.filter { nodes[$0]?.raw?.hasReady == true }
+        let pending = liveIDs.filter { nodes[$0]?.raw?.hasReady == true || nodes[$0]?.writesInFlight.isEmpty == false }
         let chosen = (rng.chance(0.5) ? rng.pick(pending) : nil) ?? rng.pick(liveIDs)
         guard let id = chosen, let node = nodes[id], let raw = node.raw else { return }
         stats.crashes += 1
-        if raw.hasReady {
+        if !node.writesInFlight.isEmpty {
+            // A power loss: the writes under way reach the disk up to some point (in order), the
+            // rest are lost, and nothing they promised was sent.
+            let kept = Int(rng.below(UInt64(node.writesInFlight.count + 1)))
+            for rd in node.writesInFlight.prefix(kept) { persist(rd, node) }
+            stats.crashesBeforePersist += 1
+            record("crash n\(id) with \(node.writesInFlight.count) writes in flight, \(kept) of them done")
+            node.writesInFlight = []
+        } else if raw.hasReady {
             if rng.chance(0.5) {
                 stats.crashesBeforePersist += 1
                 record("crash n\(id) before persisting its Ready")
@@ -125,6 +133,8 @@ extension ClusterSimulator {
         config.maxInflightMsgs = options.maxInflightMsgs
         config.readOnlyOption = options.readOnlyOption
         config.randomSeed = seed &+ UInt64(node.incarnation) &* 7919
+        config.asyncStorageWrites = options.asyncStorageWrites
+        node.writesInFlight = []
         let snapshot = (try? node.storage.snapshot()) ?? Snapshot()
         // The state machine restarts from the snapshot. When the log still holds entries the
         // snapshot covers (compaction kept a few), say so with `applied`, as etcd's server
@@ -161,6 +171,14 @@ extension ClusterSimulator {
         guard let snapIndex = try? storage.snapshot().metadata.index, node.applied > snapIndex else { return }
         do {
             _ = try storage.createSnapshot(node.applied, confState: node.confState, data: encodeState(node.state))
+            // With asynchronous writes a node applies what its log holds durably, possibly before
+            // the HardState that says it is committed is written: a snapshot says so durably, as
+            // `DiskStorage.recordSnapshot` does (a restart needs commit ≥ the snapshot's index).
+            var hardState = try storage.initialState().0
+            if hardState.commit < node.applied {
+                hardState.commit = node.applied
+                try storage.setHardState(hardState)
+            }
             // Keep a few entries, as applications do, so that slow followers may catch up from the log.
             let keep = rng.below(4)
             let first = try storage.firstIndex()

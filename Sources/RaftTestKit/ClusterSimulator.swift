@@ -76,6 +76,9 @@ public final class ClusterSimulator {
         var volatileCommit: UInt64 = 0
         var removed = false
         var cachedLog: [Entry]?
+        /// Asynchronous storage writes: the Readies handed out whose writes have not completed,
+        /// oldest first.
+        var writesInFlight: [Ready] = []
 
         init(id: UInt64, storage: MemoryStorage) {
             self.id = id
@@ -144,7 +147,7 @@ public final class ClusterSimulator {
 
     enum Action: CaseIterable {
         case tickOne, tickAll, deliverOldest, deliverRandom, deliverBurst, duplicate, drop, propose, read,
-            confChange, transfer, partition, heal, crash, restart, compact, forge
+            confChange, transfer, partition, heal, crash, restart, compact, forge, completeWrites
     }
 
     func weight(_ a: Action) -> UInt64 {
@@ -171,6 +174,7 @@ public final class ClusterSimulator {
         case .restart: return nodes.values.contains { $0.raw == nil && !$0.removed } ? 4 : 0
         case .compact: return f.contains(.compaction) ? 2 : 0
         case .forge: return f.contains(.forgedMessages) ? 10 : 0
+        case .completeWrites: return nodes.values.contains { !$0.writesInFlight.isEmpty } ? 20 : 0
         }
     }
 
@@ -257,6 +261,11 @@ public final class ClusterSimulator {
             compact()
         case .forge:
             forge()
+        case .completeWrites:
+            let writing = nodes.values.filter { !$0.writesInFlight.isEmpty }.sorted { $0.id < $1.id }
+            if let node = rng.pick(writing) {
+                completeWrites(node, count: 1 + Int(rng.below(UInt64(node.writesInFlight.count))))
+            }
         }
     }
 
@@ -329,7 +338,12 @@ public final class ClusterSimulator {
         while progress {
             progress = false
             for id in nodes.keys.sorted() {
-                guard let node = nodes[id], let raw = node.raw, raw.hasReady else { continue }
+                guard let node = nodes[id], node.raw != nil else { continue }
+                if all && !node.writesInFlight.isEmpty {
+                    completeWrites(node, count: node.writesInFlight.count)
+                    progress = true
+                }
+                guard let raw = node.raw, raw.hasReady else { continue }
                 if !all && rng.chance(0.15) { continue }
                 handleReady(node, raw)
                 progress = true
@@ -341,7 +355,14 @@ public final class ClusterSimulator {
     func handleReady(_ node: SimNode, _ raw: RawNode) {
         let rd = raw.ready()
         touched.insert(node.id)
-        persist(rd, node)
+        if options.asyncStorageWrites {
+            // Written later, in order (`completeWrites`); what it promises leaves then.
+            if rd.hardState != nil || !rd.entries.isEmpty || rd.snapshot != nil || !rd.messagesAfterPersist.isEmpty {
+                node.writesInFlight.append(rd)
+            }
+        } else {
+            persist(rd, node)
+        }
         if let snapshot = rd.snapshot {
             node.state = decodeState(snapshot.data)
             node.applied = snapshot.metadata.index
@@ -361,13 +382,35 @@ public final class ClusterSimulator {
             queue.append(m)
         }
         apply(rd.committedEntries, node, raw)
-        raw.advance(rd)
+        if options.asyncStorageWrites {
+            let upTo = max(rd.committedEntries.last?.index ?? 0, rd.snapshot?.metadata.index ?? 0)
+            if upTo > 0 { raw.advanceApply(to: upTo) }
+        } else {
+            raw.advance(rd)
+        }
+    }
+
+    /// Asynchronous storage writes: the oldest `count` writes of `node` complete, then the node
+    /// is told, and what they promised is sent.
+    func completeWrites(_ node: SimNode, count: Int) {
+        let done = node.writesInFlight.prefix(count)
+        node.writesInFlight.removeFirst(count)
+        for rd in done { persist(rd, node) }
+        guard let last = done.last, let raw = node.raw else { return }
+        raw.onPersistReady(last.number)
+        touched.insert(node.id)
+        for rd in done { queue.append(contentsOf: rd.messagesAfterPersist) }
     }
 
     func persist(_ rd: Ready, _ node: SimNode) {
         do {
             if let snapshot = rd.snapshot { try node.storage.applySnapshot(snapshot) }
-            if let hs = rd.hardState { try node.storage.setHardState(hs) }
+            if var hs = rd.hardState {
+                // As `DiskStorage` does: the commit a snapshot recorded is never lowered by a
+                // HardState handed out before it and written after (asynchronous writes).
+                hs.commit = max(hs.commit, try node.storage.initialState().0.commit)
+                try node.storage.setHardState(hs)
+            }
             if !rd.entries.isEmpty { try node.storage.append(rd.entries) }
         } catch {
             checker.record("node \(node.id): storage rejected a Ready: \(error)")

@@ -17,6 +17,9 @@ public struct SimulationOptions: Sendable, Hashable, CustomStringConvertible {
     public var readOnlyOption: ReadOnlyOption
     public var electionTick: Int
     public var heartbeatTick: Int
+    /// Nodes run with `Config.asyncStorageWrites`: their writes complete later, in order, as
+    /// a step of the schedule (several may be in flight); a crash loses the unfinished ones.
+    public var asyncStorageWrites: Bool = false
 
     public init(
         nodeCount: Int = 3, preVote: Bool = false, checkQuorum: Bool = false, maxSizePerMsg: UInt64 = 1 << 20,
@@ -42,12 +45,14 @@ public struct SimulationOptions: Sendable, Hashable, CustomStringConvertible {
         o.maxInflightMsgs = rng.below(2) == 0 ? 1 + Int(rng.below(2)) : 256
         let lease = rng.below(3) == 0
         o.readOnlyOption = o.checkQuorum && lease && features.contains(.leaseReads) ? .leaseBased : .safe
+        o.asyncStorageWrites = rng.below(2) == 0
         return o
     }
 
     public var description: String {
         "\(nodeCount) nodes, preVote \(preVote), checkQuorum \(checkQuorum), maxSizePerMsg \(maxSizePerMsg), "
             + "maxInflightMsgs \(maxInflightMsgs), readOnly \(readOnlyOption), electionTick \(electionTick), heartbeatTick \(heartbeatTick)"
+            + (asyncStorageWrites ? ", async storage writes" : "")
     }
 }
 

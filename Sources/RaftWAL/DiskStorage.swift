@@ -199,6 +199,10 @@ public final class DiskStorage: Storage, Sendable {
     /// fdatasync unless etcd's MustSync rule says none is needed — then the in-memory log.
     public func append(hardState: HardState?, entries: [Entry]) throws {
         try writer.withLock { (w: inout Writer) throws in
+            var hardState = hardState
+            // The commit index never goes back: a snapshot recorded it (see `recordSnapshot`),
+            // and a HardState raft handed out before that snapshot may be written after it.
+            if let commit = hardState?.commit, commit < memory.hardState.commit { hardState?.commit = memory.hardState.commit }
             try w.wal.save(hardState: hardState ?? HardState(), entries: entries)
             try memory.append(entries)
             if let hardState, !hardState.isEmpty { try memory.setHardState(hardState) }
@@ -256,6 +260,16 @@ public final class DiskStorage: Storage, Sendable {
             let index = snapshot.metadata.index
             guard index > (try memory.snapshot()).metadata.index else { return false }
             try w.wal.saveSnapshot(WALSnapshot(index: index, term: snapshot.metadata.term))
+            // Recovery trusts a snapshot record only at or below the recovered commit index. The
+            // state machine may have applied beyond the commit index on disk (the HardState that
+            // committed it was written without a sync, or not yet, with asynchronous writes):
+            // record the commit the snapshot proves, synced, before anything is purged.
+            if memory.hardState.commit < index {
+                var hardState = memory.hardState
+                hardState.commit = index
+                try w.wal.save(hardState: hardState, entries: [], forceSync: true)
+                try memory.setHardState(hardState)
+            }
             _ = try memory.createSnapshot(index, confState: snapshot.metadata.confState, data: snapshot.data)
             try purge(&w)
             return true

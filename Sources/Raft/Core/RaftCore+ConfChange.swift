@@ -54,23 +54,27 @@ extension RaftCore {
     mutating func advance(committedEntries: [Entry], stable: (index: UInt64, term: UInt64)?, snapshotIndex: UInt64?) {
         reduceUncommittedSize(committedEntries)
         let newApplied = committedEntries.last?.index ?? snapshotIndex ?? 0
-        if newApplied > 0 {
-            let oldApplied = log.applied
-            log.appliedTo(newApplied)
-            if tracker.config.autoLeave && oldApplied <= pendingConfIndex && newApplied >= pendingConfIndex && state == .leader {
-                // The joint configuration we entered is applied: leave it, with an empty change.
-                // Nothing else may be pending, so this proposal cannot be refused.
-                var leave = [Entry(type: .confChangeV2, data: ConfChangeV2().serializedBytes())]
-                guard appendEntries(&leave) else {
-                    preconditionFailure("refused the un-refusable automatic leave of a joint configuration")
-                }
-                pendingConfIndex = log.lastIndex
-                // etcd leaves followers to learn of it on the next heartbeat; send it now.
-                broadcastAppend()
-                logger.info("initiating automatic transition out of joint configuration", metadata: ["raft.id": "\(id)", "config": "\(tracker.confState)"])
-            }
-        }
+        if newApplied > 0 { appliedTo(newApplied) }
         if let stable { log.stableTo(index: stable.index, term: stable.term) }
         if let snapshotIndex { log.stableSnapTo(snapshotIndex) }
+    }
+
+    /// The application applied up to `newApplied`; a leader whose joint configuration is now
+    /// applied leaves it.
+    mutating func appliedTo(_ newApplied: UInt64) {
+        let oldApplied = log.applied
+        log.appliedTo(newApplied)
+        if tracker.config.autoLeave && oldApplied <= pendingConfIndex && newApplied >= pendingConfIndex && state == .leader {
+            // The joint configuration we entered is applied: leave it, with an empty change.
+            // Nothing else may be pending, so this proposal cannot be refused.
+            var leave = [Entry(type: .confChangeV2, data: ConfChangeV2().serializedBytes())]
+            guard appendEntries(&leave) else {
+                preconditionFailure("refused the un-refusable automatic leave of a joint configuration")
+            }
+            pendingConfIndex = log.lastIndex
+            // etcd leaves followers to learn of it on the next heartbeat; send it now.
+            broadcastAppend()
+            logger.info("initiating automatic transition out of joint configuration", metadata: ["raft.id": "\(id)", "config": "\(tracker.confState)"])
+        }
     }
 }

@@ -98,6 +98,8 @@ extension RaftCore {
             return false
         }
         let newLast = log.append(entries)
+        // With asynchronous writes the leader's own copy counts once durable (`persisted`).
+        guard !asyncStorageWrites else { return true }
         if let i = tracker.progress.index(of: id) { tracker.progress[position: i].maybeUpdate(newLast) }
         // A single voter commits on append; others wait for acknowledgements.
         maybeCommit()

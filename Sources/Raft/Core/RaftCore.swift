@@ -27,6 +27,13 @@ struct RaftCore {
     var isLearner = false
     /// Messages to send, collected into the next Ready.
     var messages: [Message] = []
+    /// Asynchronous storage writes: messages that must wait until the next Ready is durable.
+    var messagesAfterPersist: [Message] = []
+    let asyncStorageWrites: Bool
+    /// Asynchronous storage writes: the Readies handed out whose writes are not reported
+    /// durable yet, oldest first, and the number the next Ready gets.
+    var writesInProgress: [WriteInProgress] = []
+    var nextReadyNumber: UInt64 = 1
     /// Answers to ReadIndex requests, collected into the next Ready.
     var readStates: [ReadState] = []
     var lead: UInt64 = 0
@@ -75,6 +82,7 @@ struct RaftCore {
         electionTimeout = c.electionTick
         disableProposalForwarding = c.disableProposalForwarding
         stepDownOnRemoval = c.stepDownOnRemoval
+        asyncStorageWrites = c.asyncStorageWrites
         rng = SplitMix64(seed: c.id &* 0x9E37_79B9_7F4A_7C15 ^ c.randomSeed)
         logger = c.logger
 
@@ -148,7 +156,9 @@ struct RaftCore {
             let pid = tracker.progress[position: i].id
             let learner = tracker.progress[position: i].isLearner
             tracker.progress[position: i] = Progress(
-                id: pid, match: pid == id ? lastIndex : 0, next: lastIndex + 1,
+                // With asynchronous writes the leader counts only what it has made durable.
+                id: pid, match: pid == id ? (asyncStorageWrites ? Swift.min(lastIndex, log.persistedIndex) : lastIndex) : 0,
+                next: lastIndex + 1,
                 inflights: Inflights(capacity: tracker.maxInflight, maxBytes: tracker.maxInflightBytes),
                 isLearner: learner)
         }
@@ -262,6 +272,10 @@ struct RaftCore {
         default:
             precondition(message.term == 0, "term must not be set on \(type) messages; it is stamped when sent")
             if type != .proposal && type != .readIndex { message.term = term }
+        }
+        if asyncStorageWrites && state != .leader && type.promisesWhatIsPersisted {
+            messagesAfterPersist.append(message)
+            return
         }
         // A leader sends to several peers at once: start a new buffer with room for a round.
         if messages.capacity == 0 { messages.reserveCapacity(Swift.max(4, tracker.progress.count)) }

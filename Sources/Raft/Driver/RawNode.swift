@@ -124,7 +124,18 @@ public final class RawNode {
     public func ready() -> Ready { core.makeReady() }
 
     /// Tells the node the application has persisted, sent and applied what `ready` held.
+    /// Not with `Config.asyncStorageWrites` (use `onPersistReady` and `advanceApply`).
     public func advance(_ ready: Ready) { core.advance(ready) }
+
+    /// With `Config.asyncStorageWrites`: the writes of the Ready numbered `number`, and of every
+    /// Ready before it, are durable (raft-rs's `on_persist_ready`). Send their
+    /// `messagesAfterPersist` now. A leader counts its own entries from here on, which may
+    /// commit them; the next Ready then carries them as committed.
+    public func onPersistReady(_ number: UInt64) { core.persisted(through: number) }
+
+    /// With `Config.asyncStorageWrites`: the application applied the committed entries (and any
+    /// snapshot) handed out up to `index`.
+    public func advanceApply(to index: UInt64) { core.advanceApply(to: index) }
 
     /// Asks the leader to hand leadership to `transferee`. Ignored for self, non-members and
     /// learners; abandoned after an election timeout.

@@ -17,6 +17,10 @@ struct RaftLog {
     var committed: UInt64
     /// The highest index the application applied to its state machine. `applied <= committed`.
     var applied: UInt64
+    /// Asynchronous storage writes: the highest index handed out to apply (committed entries or
+    /// a snapshot) that the application has not reported applied yet. `applied <= applying`;
+    /// equal to `applied` in the synchronous mode.
+    var applying: UInt64
     /// The byte limit of the entries one `nextCommittedEntries()` returns (at least one entry).
     var maxNextEntriesSize: UInt64
 
@@ -30,6 +34,7 @@ struct RaftLog {
         self.unstable = UnstableLog(offset: last + 1)
         self.committed = first - 1
         self.applied = first - 1
+        self.applying = first - 1
         self.maxNextEntriesSize = maxNextEntriesSize
     }
 
@@ -66,7 +71,7 @@ struct RaftLog {
 
     /// The first index not yet applied that the log still holds: max(applied+1, firstIndex).
     private var firstUnappliedIndex: UInt64 {
-        let next = applied + 1
+        let next = Swift.max(applied, applying) + 1
         // firstIndex <= unstable.offset always: everything before the unstable entries is in
         // storage (or the unstable snapshot). So when applied has reached the unstable entries,
         // storage need not be asked. This is the hot path of a busy leader.
@@ -235,6 +240,33 @@ struct RaftLog {
         committed + 1 > firstUnappliedIndex
     }
 
+    /// The last index of the log's durable prefix with asynchronous storage writes: everything
+    /// before the unstable entries (those being written included) — or 0 while a snapshot is
+    /// unstable, which nothing after can precede on disk.
+    var persistedIndex: UInt64 {
+        unstable.snapshot == nil ? unstable.offset - 1 : 0
+    }
+
+    /// Asynchronous storage writes: the committed entries not yet handed out to apply that are
+    /// also durable here, at most `maxNextEntriesSize` bytes (but at least one). A node applies
+    /// only what it has persisted, so that every applied index is in its storage (a snapshot
+    /// of the state machine can be taken at it, and a restart never applies less).
+    func nextPersistedCommittedEntries() -> [Entry] {
+        let lo = firstUnappliedIndex
+        let hi = Swift.min(committed, persistedIndex)
+        guard hi + 1 > lo else { return [] }
+        do {
+            return try slice(lo, hi + 1, maxSize: maxNextEntriesSize)
+        } catch {
+            fatalError("raft log: unexpected error when getting unapplied entries [\(lo), \(hi)]: \(error)")
+        }
+    }
+
+    /// Whether `nextPersistedCommittedEntries()` has any.
+    var hasNextPersistedCommittedEntries: Bool {
+        Swift.min(committed, persistedIndex) + 1 > firstUnappliedIndex
+    }
+
     /// The latest snapshot: the unstable one if there is one, else storage's.
     func snapshot() throws -> Snapshot {
         if let s = unstable.snapshot { return s }
@@ -362,6 +394,7 @@ struct RaftLog {
             fatalError("raft log: applied(\(i)) is out of range [prevApplied(\(applied)), committed(\(committed))]")
         }
         applied = i
+        applying = Swift.max(applying, i)
     }
 
     /// The application persisted the entries up to `index` (whose term was `term`).

@@ -13,6 +13,37 @@ struct UnstableLog {
     var entries: [Entry] = []
     /// The index of `entries[0]` (or where the next entry goes when there is none).
     var offset: UInt64 = 0
+    /// With asynchronous storage writes (`Config.asyncStorageWrites`): the entries before this
+    /// index were handed to the application in a Ready and are being written; the next Ready
+    /// carries only the ones from here on. Invariant: `offset <= offsetInProgress <= offset +
+    /// entries.count`. Stays equal to `offset` in the synchronous mode, where a Ready carries every
+    /// unstable entry until `advance` (etcd 3.6's `offsetInProgress`).
+    var offsetInProgress: UInt64 = 0
+    /// The snapshot was handed out in a Ready and is being written (asynchronous mode only).
+    var snapshotInProgress = false
+
+    init(snapshot: Snapshot? = nil, entries: [Entry] = [], offset: UInt64) {
+        self.snapshot = snapshot
+        self.entries = entries
+        self.offset = offset
+        offsetInProgress = offset
+    }
+
+    /// The entries not yet handed out for writing.
+    var entriesNotInProgress: ArraySlice<Entry> {
+        entries[Int(offsetInProgress - offset)...]
+    }
+
+    /// Whether there is something to hand out for writing: entries or a snapshot.
+    var hasNotInProgress: Bool {
+        offsetInProgress < offset + UInt64(entries.count) || (snapshot != nil && !snapshotInProgress)
+    }
+
+    /// Marks every entry and the snapshot as being written.
+    mutating func acceptInProgress() {
+        offsetInProgress = offset + UInt64(entries.count)
+        if snapshot != nil { snapshotInProgress = true }
+    }
 
     /// The index of the first entry, if known from the snapshot.
     func maybeFirstIndex() -> UInt64? {
@@ -53,18 +84,24 @@ struct UnstableLog {
             entries.removeSubrange(0..<stable)
         }
         offset = index + 1
+        offsetInProgress = Swift.max(offsetInProgress, offset)
     }
 
     /// The application persisted the snapshot at index `i`.
     mutating func stableSnapTo(_ i: UInt64) {
-        if let snapshot, snapshot.metadata.index == i { self.snapshot = nil }
+        if let snapshot, snapshot.metadata.index == i {
+            self.snapshot = nil
+            snapshotInProgress = false
+        }
     }
 
     /// Replaces everything with the snapshot `s`: the log continues after it.
     mutating func restore(_ s: Snapshot) {
         offset = s.metadata.index + 1
+        offsetInProgress = offset
         entries.removeAll()
         snapshot = s
+        snapshotInProgress = false
     }
 
     /// Appends `ents`, which must be contiguous and non-empty, replacing any unstable entries
@@ -82,6 +119,9 @@ struct UnstableLog {
 
     mutating func truncateAndAppend(_ ents: ArraySlice<Entry>) {
         guard let after = ents.first?.index else { return }
+        // Entries being written that are replaced: their replacements must be written too.
+        if after < offsetInProgress { offsetInProgress = after }
+        defer { offsetInProgress = Swift.max(offsetInProgress, offset) }
         if after == offset + UInt64(entries.count) {
             // Directly after the last entry: the common case.
             entries.append(contentsOf: ents)

@@ -41,6 +41,19 @@ public enum MessageType: UInt8, Sendable, Hashable, CaseIterable {
         }
     }
 
+    /// With asynchronous storage writes, a non-leader sends these only once what it persisted
+    /// before them is durable: an acknowledgement promises the entries (or snapshot) it names,
+    /// a granted vote the vote recorded in the HardState, and a vote request the candidate's own
+    /// vote — which it counts at once, and which must survive a crash before others' votes can
+    /// make it leader. Pre-votes record nothing; heartbeat responses, forwarded proposals and
+    /// reads promise nothing.
+    var promisesWhatIsPersisted: Bool {
+        switch self {
+        case .appendResponse, .vote, .voteResponse: return true
+        default: return false
+        }
+    }
+
     /// The response type to a (pre-)vote request.
     @inlinable
     var voteResponseType: MessageType {

@@ -14,8 +14,17 @@ public struct Ready: Sendable {
     /// Apply in order.
     public var committedEntries: [Entry]
     public var messages: [Message]
-    /// Whether `hardState` and `entries` must reach stable storage before `messages` are sent.
+    /// Whether `hardState` and `entries` must reach stable storage before `messages` are sent
+    /// (with `Config.asyncStorageWrites`: before `messagesAfterPersist` are).
     public var mustSync: Bool
+    /// With `Config.asyncStorageWrites`: this Ready's place in the order of persistence, for
+    /// `RawNode.onPersistReady(_:)` (1, 2, …). 0 in the synchronous mode.
+    public var number: UInt64 = 0
+    /// With `Config.asyncStorageWrites`: messages that promise what this Ready persists (a
+    /// follower's acknowledgements, votes, a candidate's vote requests); send them once it, and
+    /// every Ready before it, is durable. Always empty in the synchronous mode, where `messages`
+    /// holds everything.
+    public var messagesAfterPersist: [Message] = []
 
     public init(
         softState: SoftState? = nil, hardState: HardState? = nil, readStates: [ReadState] = [],
@@ -35,6 +44,6 @@ public struct Ready: Sendable {
     /// Nothing to persist, send or apply.
     public var isEmpty: Bool {
         softState == nil && hardState == nil && readStates.isEmpty && entries.isEmpty && snapshot == nil
-            && committedEntries.isEmpty && messages.isEmpty
+            && committedEntries.isEmpty && messages.isEmpty && messagesAfterPersist.isEmpty
     }
 }
