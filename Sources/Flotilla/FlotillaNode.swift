@@ -70,8 +70,10 @@ public actor FlotillaNode<Machine: StateMachine> {
     /// Snapshot after this Ready, whatever the interval (a member was added).
     var snapshotSoon = false
     var snapshotUnderWay = false
-    /// The Ready being saved on the disk thread.
-    var inFlight: ReadyInFlight?
+    /// Readies handed to the disk thread and not yet reported written; those of them that
+    /// carry entries or a snapshot (proposals gather while one is under way).
+    var writesInFlight = 0
+    var entryWritesInFlight = 0
     /// Requests for raft, gathered until the next Ready.
     var batch = RequestBatch()
     /// The writes this node just proposed as leader, to find in the next Ready's entries.
@@ -171,6 +173,9 @@ public actor FlotillaNode<Machine: StateMachine> {
         config.maxUncommittedEntriesSize = options.maxUncommittedEntriesSize
         config.disableProposalForwarding = !options.forwardProposals
         config.stepDownOnRemoval = true
+        // The order of persistence is raft's (ReadyLoop.driveReady): writes run on the disk
+        // thread while the loop goes on.
+        config.asyncStorageWrites = true
         var rng = SystemRandomNumberGenerator()
         config.randomSeed = rng.next()
         config.logger = logger

@@ -13,19 +13,18 @@ enum LoopInput: Sendable {
     case wake
     /// Writes wait in the submission inbox (`apply(_:completion:)`).
     case submitted
-    /// The disk thread finished saving the Ready in flight (or failed to).
-    case persisted(Result<Void, any Error>)
+    /// The disk thread finished writing a Ready (or failed to).
+    case persisted(Result<PersistedReady, any Error>)
     /// The snapshot under way was written, at this index (or failed).
     case snapshotTaken(Result<UInt64, any Error>)
 }
 
-/// The Ready handed out and being persisted on the disk thread.
-struct ReadyInFlight {
-    let ready: Ready
-    /// The leader sent its messages before saving.
-    let sent: Bool
-    /// Its committed entries and read states were handled before it was saved.
-    let applied: Bool
+/// A Ready the disk thread wrote: its number for `RawNode.onPersistReady`, and what waited for it.
+struct PersistedReady: Sendable {
+    let number: UInt64
+    let messagesAfterPersist: [Message]
+    /// It carried entries or a snapshot (proposals wait while such a write is under way).
+    let carriedEntries: Bool
 }
 
 /// Requests gathered between two Readies: one proposal message and one read-index round serve
@@ -111,10 +110,12 @@ extension FlotillaNode {
         case .submitted:
             takeSubmissions()
         case .persisted(let result):
-            try result.get()
-            guard let inFlight else { preconditionFailure("a save completed with no Ready in flight") }
-            self.inFlight = nil
-            try finish(inFlight)
+            let persisted = try result.get()
+            writesInFlight -= 1
+            if persisted.carriedEntries { entryWritesInFlight -= 1 }
+            raw.onPersistReady(persisted.number)
+            // Acknowledgements and votes: what they promise is on the disk now.
+            transport.send(persisted.messagesAfterPersist)
         case .snapshotTaken(let result):
             snapshotUnderWay = false
             let index = try result.get()
@@ -162,42 +163,23 @@ extension FlotillaNode {
         }
     }
 
-    /// Hands the batched requests to raft, then takes and handles Readies until one must wait
-    /// for the disk, or none is left.
+    /// Hands the batched requests to raft, then takes and handles Readies until none is left.
+    ///
+    /// Raft runs with asynchronous storage writes (`Config.asyncStorageWrites`), so the order
+    /// that makes this safe is the core's: each Ready's writes go to the disk thread, in order,
+    /// and `onPersistReady` reports them; what a Ready's messages promise (a follower's
+    /// acknowledgements, votes) leaves only then (`messagesAfterPersist`); the leader sends its
+    /// appends at once and writes its own log meanwhile (thesis §10.2.1), counting its own copy
+    /// only once durable; committed entries are handed out only once durable here. Nothing in
+    /// the loop waits for the disk, so a follower's loop (its event loop, its HTTP and transport)
+    /// never sits in an fdatasync.
     private func driveReady() throws {
-        while inFlight == nil {
+        while true {
             submitBatch()
             guard raw.hasReady else { return }
             let ready = raw.ready()
             if !justProposed.isEmpty { trackProposals(ready.entries) }
             if let soft = ready.softState { observe(soft) }
-
-            // The leader sends first: its followers write their logs while it writes its own
-            // (thesis §10.2.1). Its own entries count towards the commit before they are
-            // durable, but what they commit leaves the node only through a later Ready, taken
-            // once this one is saved. A follower persists first: its acknowledgements promise
-            // what is on its disk.
-            let sent = role == .leader
-            // Committed entries that are not among this Ready's own entries were saved with an
-            // earlier Ready (only one is out at a time): apply them now, while this one is
-            // written, so a leader answers its clients without waiting for the next fdatasync.
-            let noSnapshot = ready.snapshot?.isEmpty ?? true
-            let lastCommitted = ready.committedEntries.last?.index ?? 0
-            let firstNew = ready.entries.first?.index ?? .max
-            let applied = noSnapshot && lastCommitted < firstNew
-
-            let mustSave = ready.hardState != nil || !ready.entries.isEmpty || !noSnapshot
-            // Saved here rather than two thread hops away, when the disk thread is idle (no
-            // Ready in flight, no snapshot record queued: the WAL's order is kept):
-            // - when only the commit index moved: etcd's rule needs no fdatasync, so the save is
-            //   one write to the page cache;
-            // - on a follower: its next append waits for this one's acknowledgement (one append
-            //   in flight, `RaftOptions.maxInflightMsgs`), so there is nothing to gather
-            //   meanwhile, and the hops were on the path of every write (+12 % puts/s with one
-            //   client, +7 % with 8, even at 64). Its event loop waits out the fdatasync
-            //   (~0.1–0.2 ms), which the messages that arrive meanwhile can afford.
-            let savedHere = mustSave && (!ready.mustSync || !sent) && noSnapshot && !snapshotUnderWay
-            let flight = ReadyInFlight(ready: ready, sent: sent, applied: applied)
             if let snapshot = ready.snapshot, !snapshot.isEmpty {
                 // Restored before it is saved (and so before it is acknowledged, which waits for
                 // the save): a snapshot the state machine cannot restore stops the node with its
@@ -206,75 +188,74 @@ extension FlotillaNode {
                 // durable, so running ahead of the disk by one snapshot loses nothing.
                 try restore(snapshot)
             }
-
-            if sent {
-                // The appends that only carry the new commit index go after the answers, which
-                // requests waiting with a completion handler write as their entries apply: the
-                // client need not wait for the followers to learn the commit index, and on a
-                // machine they share, sending first woke them onto the cores the answers needed.
-                // Appends with entries, votes and heartbeats go first, and the disk thread
-                // starts on this Ready's entries before the answers are written.
-                let (later, now) = applied && !ready.committedEntries.isEmpty
-                    ? ready.messages.partitioned { $0.type == .append && $0.entries.isEmpty }
-                    : ([], ready.messages)
-                transport.send(now)
-                if mustSave && !savedHere {
-                    inFlight = flight
-                    save(ready)
-                }
-                if applied { try applyCommitted(ready) }
-                transport.send(later)
-                if inFlight != nil { return }
-            } else if applied {
-                try applyCommitted(ready)
-            }
-
-            if savedHere {
-                try Self.timedSave(ready, storage, metrics.walSave)
-            } else if mustSave {  // a follower's (a leader's went to the disk thread above)
-                inFlight = flight
-                save(ready)
-                return
-            }
-            try finish(flight)
+            // The appends that only carry the new commit index go after the answers, which
+            // requests waiting with a completion handler write as their entries apply: the
+            // client need not wait for the followers to learn the commit index, and on a machine
+            // they share, sending first woke them onto the cores the answers needed. Appends with
+            // entries, votes and heartbeats go first, and the disk thread starts on this Ready's
+            // entries before the answers are written.
+            let (later, now) = role == .leader && !ready.committedEntries.isEmpty
+                ? ready.messages.partitioned { $0.type == .append && $0.entries.isEmpty }
+                : ([], ready.messages)
+            transport.send(now)
+            let mustSave = ready.hardState != nil || !ready.entries.isEmpty || ready.snapshot != nil
+            if mustSave || !ready.messagesAfterPersist.isEmpty { save(ready) }
+            try applyCommitted(ready)
+            let applyingTo = max(ready.committedEntries.last?.index ?? 0, ready.snapshot?.metadata.index ?? 0)
+            if applyingTo > 0 { raw.advanceApply(to: applyingTo) }
+            transport.send(later)
+            try maybeSnapshot()
         }
     }
 
     /// The requests gathered since the last Ready, to raft in one proposal and one read round.
+    /// Proposals wait while a write of entries is under way: they gather, and go to raft (and to
+    /// the disk) together once it is done, one fdatasync for all of them (group commit).
     private func submitBatch() {
         guard !batch.isEmpty else { return }
-        let pending = batch
-        batch = RequestBatch()
-        if !pending.commands.isEmpty {
+        if !batch.commands.isEmpty && entryWritesInFlight == 0 {
+            let commands = batch.commands
+            let proposalIDs = batch.proposalIDs
+            batch.commands = []
+            batch.proposalIDs = []
             do {
-                try raw.propose(batch: pending.commands)
-                if role == .leader { justProposed = pending.proposalIDs }
+                try raw.propose(batch: commands)
+                if role == .leader { justProposed = proposalIDs }
             } catch {
                 let failure = droppedError(error)
-                for id in pending.proposalIDs { writes.resolve(id, .failure(failure)) }
+                for id in proposalIDs { writes.resolve(id, .failure(failure)) }
             }
         }
-        if !pending.readIDs.isEmpty {
+        if !batch.readIDs.isEmpty {
+            let readIDs = batch.readIDs
+            batch.readIDs = []
             let round = ids.make()
             let deadline = ContinuousClock.now + configuration.requestTimeout
-            readRounds[round] = ReadRound(requestIDs: pending.readIDs, deadline: deadline, asked: .now)
+            readRounds[round] = ReadRound(requestIDs: readIDs, deadline: deadline, asked: .now)
             raw.readIndex(readContext(round))
         }
     }
 
-    /// Writes `ready` on the disk thread; `.persisted` comes back into the loop.
+    /// Writes `ready` on the disk thread (after the writes submitted before it);
+    /// `.persisted` comes back into the loop.
     private func save(_ ready: Ready) {
         let storage = storage
         let walSave = metrics.walSave
         let inputs = inputs
+        let carriedEntries = !ready.entries.isEmpty || ready.snapshot != nil
+        writesInFlight += 1
+        if carriedEntries { entryWritesInFlight += 1 }
         disk.submit { isActive in
             guard isActive else { return }  // shutting down: the Ready is dropped, like a crash
-            inputs.yield(.persisted(Result { try Self.timedSave(ready, storage, walSave) }))
+            inputs.yield(.persisted(Result {
+                try Self.timedSave(ready, storage, walSave)
+                return PersistedReady(
+                    number: ready.number, messagesAfterPersist: ready.messagesAfterPersist, carriedEntries: carriedEntries)
+            }))
         }
     }
 
-    /// `storage.save(ready)`, its time recorded in `flotilla_wal_save_duration` — on the disk
-    /// thread or in the loop.
+    /// `storage.save(ready)` on the disk thread, its time recorded in `flotilla_wal_save_duration`.
     private static func timedSave(_ ready: Ready, _ storage: DiskStorage, _ walSave: Metrics.Timer) throws {
         let start = ContinuousClock.now
         defer { walSave.recordNanoseconds(nanoseconds(ContinuousClock.now - start)) }
@@ -291,16 +272,6 @@ extension FlotillaNode {
         for (entry, id) in zip(entries.suffix(ids.count), ids) where ProposalEnvelope.requestID(of: entry.data) == id {
             proposedAt[entry.index] = id
         }
-    }
-
-    /// The rest of a Ready once it is durable: a follower's messages, what it commits, then
-    /// `advance`.
-    private func finish(_ flight: ReadyInFlight) throws {
-        let ready = flight.ready
-        if !flight.sent { transport.send(ready.messages) }
-        if !flight.applied { try applyCommitted(ready) }
-        raw.advance(ready)
-        try maybeSnapshot()
     }
 
     /// Applies `ready`'s committed entries, resumes the requests waiting for them, and hands
