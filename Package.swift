@@ -42,7 +42,16 @@ let package = Package(
             name: "Raft",
             dependencies: [.product(name: "Logging", package: "swift-log")]
         ),
-        .target(name: "RaftTestKit", dependencies: ["Raft"], exclude: ["README.md"]),
+        // The cluster simulator (RawNodes) needs only Raft; the whole-node simulator runs the
+        // runtime's `NodeInstance` over `DiskStorage` on a simulated file system.
+        .target(
+            name: "RaftTestKit",
+            dependencies: [
+                "Raft", "RaftWAL", "Flotilla", "RaftNIO",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            exclude: ["README.md"]),
         // The write-ahead log and snapshot files in etcd's format, and DiskStorage. POSIX calls
         // only (behind WALFileSystem), no Foundation.
         .target(
@@ -132,7 +141,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftTestKit"], exclude: ["Vectors"]),
-        .testTarget(name: "RaftWALTests", dependencies: ["RaftWAL", "Raft"], exclude: ["Vectors"]),
+        .testTarget(name: "RaftWALTests", dependencies: ["RaftWAL", "Raft", "RaftTestKit"], exclude: ["Vectors"]),
         .testTarget(
             name: "RaftNIOTests",
             dependencies: [
@@ -168,6 +177,7 @@ let package = Package(
                 "Raft",
                 "RaftNIO",
                 "RaftWAL",
+                "RaftTestKit",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import Raft
 import RaftNIO
+import RaftWAL
 
 /// Everything a `FlotillaNode` is told when it is created.
 public struct FlotillaConfiguration: Sendable {
@@ -57,6 +58,9 @@ public struct FlotillaConfiguration: Sendable {
     /// Mutual TLS between peers (`RaftTransportConfiguration.tls`); nil for plaintext, which
     /// lets anyone who reaches the peer port pose as a member.
     public var peerTLS: PeerTLS?
+    /// The file system under the data directory: the real one (`POSIXFileSystem`) by default; a
+    /// simulated one in tests (torn writes, lost syncs, fsync errors).
+    public var fileSystem: any WALFileSystem
 
     public init(
         nodeID: UInt64,
@@ -76,7 +80,8 @@ public struct FlotillaConfiguration: Sendable {
         raftOptions: RaftOptions = RaftOptions(),
         maxFrameSize: Int = 4 << 20,
         maxQueuedWrites: Int = 16_384,
-        peerTLS: PeerTLS? = nil
+        peerTLS: PeerTLS? = nil,
+        fileSystem: any WALFileSystem = POSIXFileSystem()
     ) {
         self.nodeID = nodeID
         self.clusterID = clusterID
@@ -96,6 +101,7 @@ public struct FlotillaConfiguration: Sendable {
         self.maxFrameSize = maxFrameSize
         self.maxQueuedWrites = maxQueuedWrites
         self.peerTLS = peerTLS
+        self.fileSystem = fileSystem
     }
 }
 

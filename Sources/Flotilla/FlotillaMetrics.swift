@@ -19,7 +19,7 @@ import RaftNIO
 /// | `flotilla_snapshots_total` | counter | snapshots this node took |
 /// | `flotilla_snapshots_restored_total` | counter | snapshots restored (restart or from the leader) |
 /// | `flotilla_peer_messages_refused_total` | counter | peer messages dropped, by `reason`: the transport's (`PeerInputRefusal.Reason`: `wrong_receiver`, `sender_mismatch`, `not_a_member`, `peer_removed`, `wrong_kind`) or raft's (`invalid_values`: values no correct peer sends; `unknown_sender`: a response from a non-member) |
-struct FlotillaMetrics: Sendable {
+package struct FlotillaMetrics: Sendable {
     let proposals: Counter
     let proposalsFailed: Counter
     let commits: Counter
@@ -34,7 +34,7 @@ struct FlotillaMetrics: Sendable {
     let refusedInvalidValues: Counter
     let refusedUnknownSender: Counter
 
-    init(nodeID: UInt64, factory: any MetricsFactory) {
+    package init(nodeID: UInt64, factory: any MetricsFactory) {
         let dimensions = [("node", "\(nodeID)")]
         proposals = Counter(label: "flotilla_proposals_total", dimensions: dimensions, factory: factory)
         proposalsFailed = Counter(label: "flotilla_proposals_failed_total", dimensions: dimensions, factory: factory)

@@ -18,10 +18,9 @@ extension FlotillaNode {
         do {
             let deadline = ContinuousClock.now + configuration.requestTimeout
             try await waitForLeader(until: deadline)
-            let id = ids.make()
-            return try await park(id) { (continuation: Waiters<Machine.Response>.Continuation) in
-                writes.register(id, deadline: deadline, continuation)
-                batchProposal(command, id: id)
+            let id = instance.ids.make()
+            return try await park(id, as: { .write($0) }) {
+                instance.propose(command, id: id, deadline: deadline)
                 wake()
             }
         } catch {
@@ -42,28 +41,28 @@ extension FlotillaNode {
         try checkRunning()
         let deadline = ContinuousClock.now + configuration.requestTimeout
         try await waitForLeader(until: deadline)
-        let id = ids.make()
-        let index: UInt64 = try await park(id) { (continuation: Waiters<UInt64>.Continuation) in
-            readIndexes.register(id, deadline: deadline, continuation)
+        let id = instance.ids.make()
+        let index: UInt64 = try await park(id, as: { .readIndex($0) }) {
             // One read-index round serves the reads gathered before the next Ready.
-            batch.readIDs.append(id)
+            instance.readIndex(id: id, deadline: deadline)
             wake()
         }
-        if applied < index {
+        if instance.applied < index {
             try await waitUntilApplied(index, timeout: deadline - ContinuousClock.now)
         }
         try checkRunning()
-        return try body(machine)
+        return try body(instance.machine)
     }
 
     /// Returns once this node has applied `index` (at once if it has). Throws `.timeout` after
     /// `timeout`, `.cancelled`, `.stopped`.
     public func waitUntilApplied(_ index: UInt64, timeout: Duration) async throws(FlotillaError) {
         try checkRunning()
-        guard applied < index else { return }
-        let id = ids.make()
-        try await park(id) { (continuation: Waiters<Void>.Continuation) in
-            appliedWaits.register(id, key: index, deadline: ContinuousClock.now + timeout, continuation)
+        guard instance.applied < index else { return }
+        let id = instance.ids.make()
+        let deadline = ContinuousClock.now + timeout
+        try await park(id, as: { .done($0) }) {
+            instance.waitUntilApplied(index, id: id, deadline: deadline)
         }
     }
 
@@ -71,7 +70,7 @@ extension FlotillaNode {
     /// without a leader, but possibly behind the cluster. Throws `.stopped`, or what `body` throws.
     public func readLocal<T: Sendable>(_ body: @Sendable (Machine) throws -> T) throws -> T {
         try checkRunning()
-        return try body(machine)
+        return try body(instance.machine)
     }
 
     // MARK: Membership
@@ -85,7 +84,7 @@ extension FlotillaNode {
 
     /// Makes a learner a voter.
     public func promoteMember(id: UInt64) async throws(FlotillaError) {
-        try await changeMembership(.addNode, nodeID: id, address: addresses[id])
+        try await changeMembership(.addNode, nodeID: id, address: instance.addresses[id])
     }
 
     /// Removes a member (voter or learner). A leader that removes itself steps down.
@@ -98,16 +97,10 @@ extension FlotillaNode {
         guard member != 0 else { throw .invalidMembershipChange("member id 0 means \"none\"") }
         let deadline = ContinuousClock.now + configuration.requestTimeout
         try await waitForLeader(until: deadline)
-        let id = ids.make()
-        let change = ConfChange(type: type, nodeID: member, context: MemberContext(requestID: id, address: address).encoded())
-        try await park(id) { (continuation: Waiters<Void>.Continuation) in
-            memberships.register(id, deadline: deadline, continuation)
-            do {
-                try raw.proposeConfChange(change)
-                wake()
-            } catch {
-                memberships.resolve(id, .failure(droppedError(error)))
-            }
+        let id = instance.ids.make()
+        try await park(id, as: { .done($0) }) {
+            instance.changeMembership(type, member: member, address: address, id: id, deadline: deadline)
+            wake()
         }
     }
 
@@ -119,11 +112,10 @@ extension FlotillaNode {
         try checkRunning()
         let deadline = ContinuousClock.now + configuration.requestTimeout
         try await waitForLeader(until: deadline)
-        if leader == target { return }
-        let id = ids.make()
-        _ = try await park(id) { (continuation: Waiters<UInt64>.Continuation) in
-            leaderWaits.register(id, key: target, deadline: deadline, expiry: .timeout, continuation)
-            raw.transferLeader(to: target)
+        if instance.leader == target { return }
+        let id = instance.ids.make()
+        _ = try await park(id, as: { .leader($0) }) {
+            instance.transferLeadership(to: target, id: id, deadline: deadline)
             wake()
         }
     }
@@ -133,7 +125,7 @@ extension FlotillaNode {
     public func waitForLeader(timeout: Duration) async throws(FlotillaError) -> UInt64 {
         try checkRunning()
         try await waitForLeader(until: ContinuousClock.now + timeout, leaderWait: timeout)
-        return leader
+        return instance.leader
     }
 
     // MARK: Helpers
@@ -142,13 +134,6 @@ extension FlotillaNode {
     func proposalSizeError(_ command: [UInt8]) -> FlotillaError? {
         let limit = configuration.maxProposalSize - ProposalEnvelope.headerSize
         return command.count <= limit ? nil : .proposalTooLarge(size: command.count, limit: limit)
-    }
-
-    /// Adds write `id` to the batch: proposed with the others gathered before the next Ready,
-    /// in one message.
-    func batchProposal(_ command: [UInt8], id: UInt64) {
-        batch.commands.append(ProposalEnvelope(requestID: id, command: command).encoded())
-        batch.proposalIDs.append(id)
     }
 
     func checkRunning() throws(FlotillaError) {
@@ -160,38 +145,33 @@ extension FlotillaNode {
     }
 
     private func waitForLeader(until deadline: ContinuousClock.Instant, leaderWait: Duration? = nil) async throws(FlotillaError) {
-        if leader != 0 { return }
-        let id = ids.make()
+        if instance.leader != 0 { return }
+        let id = instance.ids.make()
         let limit = min(deadline, ContinuousClock.now + (leaderWait ?? configuration.leaderWait))
-        _ = try await park(id) { (continuation: Waiters<UInt64>.Continuation) in
-            leaderWaits.register(id, key: 0, deadline: limit, expiry: .noLeader, continuation)
+        _ = try await park(id, as: { .leader($0) }) {
+            instance.waitForLeader(0, id: id, deadline: limit, expiry: .noLeader)
         }
     }
 
-    /// The error for a proposal raft refused.
-    func droppedError(_ error: any Error) -> FlotillaError {
-        guard let error = error as? RaftError, error == .proposalDropped else { return .failed("\(error)") }
-        if leader == 0 { return .noLeader }
-        if leader != nodeID { return .notLeader(leaderID: leader) }
-        return .proposalDropped
-    }
-
-    /// Suspends the calling request until its waiter is resolved. `register` runs at once, on
-    /// the actor, and must register a waiter under `id` (and hand raft its work). Cancelling
-    /// the task resolves the waiter with `.cancelled`.
+    /// Suspends the calling request until the instance answers it. `register` runs at once, on
+    /// the actor, after the continuation is parked under `id`, and must hand the instance the
+    /// request (which may answer it at once). Cancelling the task fails it with `.cancelled`.
     private func park<Value: Sendable>(
-        _ id: UInt64, _ register: (Waiters<Value>.Continuation) -> Void
+        _ id: UInt64, as parking: (CheckedContinuation<Result<Value, FlotillaError>, Never>) -> Parked<Machine.Response>,
+        _ register: () -> Void
     ) async throws(FlotillaError) -> Value {
         // `isolation: self`: the operation closure is not isolated to the actor (it does not
         // capture `self`), so without it `register`, which touches raft and the waiter tables,
         // ran on the global executor, racing the Ready loop (a crash under concurrent requests).
         let outcome = await withTaskCancellationHandler {
-            await withCheckedContinuation(isolation: self) { (continuation: Waiters<Value>.Continuation) in
+            await withCheckedContinuation(isolation: self) { (continuation: CheckedContinuation<Result<Value, FlotillaError>, Never>) in
                 self.preconditionIsolated("register must run on the node's actor")
                 if Task.isCancelled {
                     continuation.resume(returning: .failure(.cancelled))
                 } else {
-                    register(continuation)
+                    parked[id] = parking(continuation)
+                    register()
+                    perform(instance.takeActions())
                 }
             }
         } onCancel: {
@@ -201,11 +181,7 @@ extension FlotillaNode {
     }
 
     private func cancelRequest(_ id: UInt64) {
-        let cancelled: Result<Void, FlotillaError> = .failure(.cancelled)
-        _ = writes.resolve(id, .failure(.cancelled))
-            || readIndexes.resolve(id, .failure(.cancelled))
-            || appliedWaits.resolve(id, cancelled)
-            || leaderWaits.resolve(id, .failure(.cancelled))
-            || memberships.resolve(id, cancelled)
+        instance.cancel(id)
+        perform(instance.takeActions())
     }
 }

@@ -5,7 +5,7 @@ import Synchronization
 struct SubmissionInbox<Response: Sendable> {
     struct Submission: Sendable {
         let command: [UInt8]
-        let completion: Waiters<Response>.Callback
+        let completion: @Sendable (Result<Response, FlotillaError>) -> Void
     }
 
     enum State {
@@ -73,7 +73,7 @@ extension FlotillaNode {
     /// In the loop: the submitted writes join the batch for the next Ready, as `apply(_:)`'s
     /// do. One submitted while no leader is known waits for one in a task of its own, as
     /// `apply(_:)` does.
-    func takeSubmissions() {
+    func takeSubmissions(now: ContinuousClock.Instant) {
         let waiting = submissions.withLock { inbox in
             defer { inbox.waiting = [] }
             return inbox.waiting
@@ -83,7 +83,7 @@ extension FlotillaNode {
                 submission.completion(.failure(tooLarge))
                 continue
             }
-            guard leader != 0 else {
+            guard instance.leader != 0 else {
                 Task {
                     do throws(FlotillaError) {
                         submission.completion(.success(try await self.apply(submission.command)))
@@ -95,12 +95,12 @@ extension FlotillaNode {
             }
             metrics.proposals.increment()
             let failed = metrics.proposalsFailed
-            let id = ids.make()
-            writes.register(id, deadline: ContinuousClock.now + configuration.requestTimeout) { outcome in
+            let id = instance.ids.make()
+            parked[id] = .writeCallback { outcome in
                 if case .failure = outcome { failed.increment() }
                 submission.completion(outcome)
             }
-            batchProposal(submission.command, id: id)
+            instance.propose(submission.command, id: id, deadline: now + configuration.requestTimeout)
         }
     }
 }

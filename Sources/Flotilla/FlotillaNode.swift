@@ -9,22 +9,22 @@ import Synchronization
 
 /// One member of a replicated state machine: the `Flotilla` runtime (DESIGN.md).
 ///
-/// A node owns a `RawNode`, its `DiskStorage` (the WAL and snapshots of
-/// `configuration.dataDirectory`), a `RaftTransport` to the other members, a ticker, and your
-/// `StateMachine`. One serial loop on this actor drives them: each tick, received message and
-/// transport event is given to raft, then each `Ready` is handled in etcd's order — the leader
-/// sends its messages first and writes its WAL while they travel (thesis §10.2.1), a follower
-/// writes first and then acknowledges; snapshots are restored, committed entries applied and
-/// the requests waiting for them resumed; then `advance`.
+/// A node is a thin shell around a `NodeInstance` — the deterministic part: the raft node, your
+/// `StateMachine`, and the bookkeeping of requests — that performs what the instance decides:
+/// it owns the `DiskStorage` (the WAL and snapshots of `configuration.dataDirectory`), a
+/// `RaftTransport` to the other members, a ticker, the threads that write to disk, and the
+/// requests' continuations. One serial loop on this actor feeds the instance each tick,
+/// received message, transport event and report of the disk, then performs the actions it
+/// queued: messages to send, Readies to write, snapshots to take, answers to give.
 ///
-/// A leader's WAL is written on a thread of the node's own (`fdatasync` blocks): while a Ready
-/// is being saved the loop goes on stepping messages and gathering requests, which go to raft
-/// as one proposal (and one read-index round) when the save is done, and to the disk in the
-/// next save. A follower, which has nothing to gather while it saves (its next append waits
-/// for this one's acknowledgement), and any Ready that needs no fdatasync, save in the loop.
-/// Committed entries that an earlier save made durable are applied at once, before the next
-/// save. Every `configuration.snapshotInterval` applied entries the state machine is captured
-/// in the loop and encoded and written on another thread, then the log compacted.
+/// Raft runs with asynchronous storage writes: every WAL write of leader and follower happens
+/// on a thread of the node's own, in order, while the loop goes on stepping messages and
+/// gathering requests; the leader sends its appends before its own write (thesis §10.2.1), a
+/// follower's acknowledgements leave once its write is durable, and committed entries are
+/// applied once durable here. Proposals gathered while a write of entries is under way go to
+/// raft together when it is done, one fdatasync for all of them. Every
+/// `configuration.snapshotInterval` applied entries the state machine is captured in the loop
+/// and encoded and written on another thread, then the log compacted.
 ///
 /// ```swift
 /// let node = try FlotillaNode(configuration: config, stateMachine: Counter(), logger: logger)
@@ -42,8 +42,8 @@ public actor FlotillaNode<Machine: StateMachine> {
 
     enum Lifecycle { case idle, starting, running, stopping, stopped }
 
-    var machine: Machine
-    let raw: RawNode
+    /// Everything the node decides.
+    var instance: NodeInstance<Machine>
     let storage: DiskStorage
     let transport: RaftTransport
     /// WAL saves and snapshot writes, in order, off the actor.
@@ -62,50 +62,12 @@ public actor FlotillaNode<Machine: StateMachine> {
     var helperTasks: [Task<Void, Never>] = []
     var loopTask: Task<Void, Never>?
     var stopWaiters: [CheckedContinuation<Void, Never>] = []
-
-    // What the Ready loop has done.
-    var applied: UInt64
-    var committed: UInt64
-    var snapshotIndex: UInt64
-    /// Snapshot after this Ready, whatever the interval (a member was added).
-    var snapshotSoon = false
-    var snapshotUnderWay = false
-    /// Readies handed to the disk thread and not yet reported written; those of them that
-    /// carry entries or a snapshot (proposals gather while one is under way).
-    var writesInFlight = 0
-    var entryWritesInFlight = 0
-    /// Requests for raft, gathered until the next Ready.
-    var batch = RequestBatch()
-    /// The writes this node just proposed as leader, to find in the next Ready's entries.
-    var justProposed: [UInt64] = []
-    /// Where this node, as leader, appended the writes waiting here: index → request id. The
-    /// entry applied at that index says whether the write survived a change of leader.
-    var proposedAt: [UInt64: UInt64] = [:]
-    /// Read-index rounds asked of raft, by round id (the read context).
-    var readRounds: [UInt64: ReadRound] = [:]
     var wakeQueued = false
-    /// Peer messages raft refused for their values, for logging the first few and then one in a
-    /// thousand (a flood of forgeries must not flood the log; the metric counts every one).
-    var refusedMessages = 0
-    var confState: ConfState
-    var leader: UInt64 = 0
-    var role: StateType = .follower
-    /// Where the members listen, as learned from the configuration, conf changes, snapshots
-    /// and `updatePeer`.
-    var addresses: [UInt64: TransportAddress]
     /// The port this node's transport listens on: `configuration.listenAddress.port` until
     /// `start()` knows the one it bound (port 0 picks one).
     var listenPort: Int
-    var ids = RequestIDs()
-
-    // Requests waiting for the loop, by request id.
-    var writes = Waiters<Machine.Response>()
-    var readIndexes = Waiters<UInt64>()
-    /// key: the index that must be applied.
-    var appliedWaits = Waiters<Void>()
-    /// key: the leader waited for (0: any).
-    var leaderWaits = Waiters<UInt64>()
-    var memberships = Waiters<Void>()
+    /// Who waits for each request the instance will answer, by request id.
+    var parked: [UInt64: Parked<Machine.Response>] = [:]
     /// Writes submitted with a completion handler, from any thread (`apply(_:completion:)`).
     nonisolated let submissions = Mutex(SubmissionInbox<Machine.Response>())
 
@@ -133,77 +95,17 @@ public actor FlotillaNode<Machine: StateMachine> {
         logger[metadataKey: "flotilla.node"] = "\(id)"
         self.configuration = configuration
         self.logger = logger
-        metrics = FlotillaMetrics(nodeID: id, factory: metricsFactory ?? MetricsSystem.factory)
-
-        let metadata = Self.storageMetadata(configuration)
-        let storage = try DiskStorage(directory: configuration.dataDirectory, metadata: metadata, logger: logger)
-        if !storage.isNew && storage.metadata != metadata {
-            throw FlotillaError.failed(
-                "the data directory \(configuration.dataDirectory) belongs to another cluster or node (WAL metadata \(storage.metadata), expected \(metadata))")
-        }
-
-        var machine = stateMachine
-        var addresses = configuration.peers.filter { $0.key != id && $0.value.port != 0 }
-        let snapshot = try storage.snapshot()
-        if !snapshot.isEmpty {
-            guard let envelope = SnapshotEnvelope(decoding: snapshot.data) else {
-                throw FlotillaError.failed("snapshot \(snapshot.metadata.index) is not a Flotilla snapshot")
-            }
-            try machine.restore(from: envelope.state)
-            for (peer, address) in envelope.addresses where peer != id && addresses[peer] == nil {
-                addresses[peer] = address
-            }
-            metrics.snapshotsRestored.increment()
-        }
-        applied = snapshot.metadata.index
-        snapshotIndex = snapshot.metadata.index
-        committed = storage.hardState.commit
-        confState = try storage.initialState().1
-
-        var config = Config(
-            id: id, electionTick: configuration.electionTicks, heartbeatTick: configuration.heartbeatTicks,
-            storage: storage)
-        config.applied = applied
-        let options = configuration.raftOptions
-        config.checkQuorum = options.checkQuorum
-        config.preVote = options.preVote
-        config.readOnlyOption = options.readOnlyOption
-        config.maxSizePerMsg = options.maxSizePerMsg
-        config.maxInflightMsgs = options.maxInflightMsgs
-        config.maxUncommittedEntriesSize = options.maxUncommittedEntriesSize
-        config.disableProposalForwarding = !options.forwardProposals
-        config.stepDownOnRemoval = true
-        // The order of persistence is raft's (ReadyLoop.driveReady): writes run on the disk
-        // thread while the loop goes on.
-        config.asyncStorageWrites = true
+        let metrics = FlotillaMetrics(nodeID: id, factory: metricsFactory ?? MetricsSystem.factory)
+        self.metrics = metrics
+        let storage = try DiskStorage(
+            directory: configuration.dataDirectory, metadata: NodeInstance<Machine>.storageMetadata(configuration),
+            fileSystem: configuration.fileSystem, logger: logger)
         var rng = SystemRandomNumberGenerator()
-        config.randomSeed = rng.next()
-        config.logger = logger
-        let raw = try RawNode(config: config)
-        if storage.isNew {
-            switch configuration.bootstrap {
-            case .newCluster:
-                var members = configuration.peers
-                members[id] = configuration.listenAddress
-                let peers = members.keys.sorted().map { member in
-                    let address = members[member].flatMap { $0.port == 0 ? nil : $0 }
-                    return Peer(id: member, context: MemberContext(requestID: 0, address: address).encoded())
-                }
-                try raw.bootstrap(peers)
-                logger.info("bootstrapping a new cluster", metadata: ["members": "\(members.keys.sorted())"])
-            case .join:
-                logger.info("starting empty, to join a running cluster")
-            }
-        } else {
-            logger.info("restarting from the data directory", metadata: [
-                "snapshot": "\(snapshot.metadata.index)", "commit": "\(storage.hardState.commit)", "directory": "\(configuration.dataDirectory)",
-            ])
-        }
-        self.raw = raw
+        instance = try NodeInstance(
+            configuration: configuration, storage: storage, stateMachine: stateMachine, logger: logger, metrics: metrics,
+            seed: rng.next())
         self.storage = storage
-        self.addresses = addresses
         self.listenPort = configuration.listenAddress.port
-        self.machine = machine
         disk = SerialThread(name: "flotilla-disk")
         // Encoding a big snapshot takes tens of milliseconds of CPU: let requests go first.
         snapshotThread = SerialThread(name: "flotilla-snap", niceness: 10)
@@ -218,15 +120,6 @@ public actor FlotillaNode<Machine: StateMachine> {
             delivery: TransportDelivery(
                 message: { inputs.yield(.message($0)) }, event: { inputs.yield(.transport($0)) },
                 refused: { [metrics] in metrics.refusedByTransport[$0.reason]?.increment() }))
-    }
-
-    /// The WAL metadata: `[1][cluster id: 8][node id: 8]`.
-    static func storageMetadata(_ configuration: FlotillaConfiguration) -> [UInt8] {
-        var out = ByteWriter(capacity: 17)
-        out.byte(1)
-        out.u64(configuration.clusterID)
-        out.u64(configuration.nodeID)
-        return out.buffer
     }
 
     // MARK: Starting and stopping
@@ -251,7 +144,7 @@ public actor FlotillaNode<Machine: StateMachine> {
             await transport.shutdown()
             throw FlotillaError.stopped
         }
-        for (peer, address) in addresses { transport.addPeer(id: peer, address: address) }
+        for (peer, address) in instance.addresses { transport.addPeer(id: peer, address: address) }
         disk.start()
         snapshotThread.start()
         guard let stream = inputStream else { preconditionFailure("start() runs once") }
@@ -305,7 +198,7 @@ public actor FlotillaNode<Machine: StateMachine> {
         lifecycle = .stopped
         for waiter in stopWaiters { waiter.resume() }
         stopWaiters.removeAll()
-        logger.info("flotilla node stopped", metadata: ["applied": "\(applied)"])
+        logger.info("flotilla node stopped", metadata: ["applied": "\(instance.applied)"])
     }
 
     /// Returns once the node has stopped (after `shutdown()`, or a fatal error).
@@ -316,18 +209,15 @@ public actor FlotillaNode<Machine: StateMachine> {
 
     func failAllWaiters(_ error: FlotillaError) {
         closeSubmissions(error)
-        writes.failAll(error)
-        readIndexes.failAll(error)
-        appliedWaits.failAll(error)
-        leaderWaits.failAll(error)
-        memberships.failAll(error)
+        instance.failAll(error)
+        perform(instance.takeActions())
     }
 
     /// Tells the node where a peer listens now (the transport reconnects there). The address
     /// is also recorded in the next snapshot.
     public func updatePeer(id: UInt64, address: TransportAddress) {
         guard id != nodeID else { return }
-        addresses[id] = address
+        instance.updatePeer(id: id, address: address)
         if case .running = lifecycle { transport.updatePeer(id: id, address: address) }
     }
 
@@ -335,11 +225,11 @@ public actor FlotillaNode<Machine: StateMachine> {
 
     /// What this node knows now.
     public var status: FlotillaStatus {
-        let raft = raw.status
+        let raft = instance.raw.status
         return FlotillaStatus(
             nodeID: nodeID, leaderID: raft.lead, role: raft.raftState, term: raft.hardState.term,
-            commitIndex: raft.hardState.commit, appliedIndex: applied, snapshotIndex: snapshotIndex,
-            voters: confState.voters.sorted(), learners: confState.learners.sorted(),
+            commitIndex: raft.hardState.commit, appliedIndex: instance.applied, snapshotIndex: instance.snapshotIndex,
+            voters: instance.confState.voters.sorted(), learners: instance.confState.learners.sorted(),
             isRunning: { if case .running = lifecycle { return true } else { return false } }())
     }
 }
@@ -352,10 +242,10 @@ extension FlotillaNode {
     public var members: [FlotillaMember] {
         func address(_ id: UInt64) -> TransportAddress? {
             if id == nodeID { return TransportAddress(host: configuration.listenAddress.host, port: listenPort) }
-            return addresses[id]
+            return instance.addresses[id]
         }
-        return confState.voters.sorted().map { FlotillaMember(id: $0, address: address($0), isLearner: false) }
-            + confState.learners.sorted().map { FlotillaMember(id: $0, address: address($0), isLearner: true) }
+        return instance.confState.voters.sorted().map { FlotillaMember(id: $0, address: address($0), isLearner: false) }
+            + instance.confState.learners.sorted().map { FlotillaMember(id: $0, address: address($0), isLearner: true) }
     }
 }
 

@@ -1,5 +1,6 @@
 import Glibc
 import Raft
+import RaftTestKit
 import RaftWAL
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import Raft
+import RaftTestKit
 import RaftWAL
 import Testing
 

@@ -3,16 +3,16 @@ import Raft
 import RaftNIO
 
 /// Applying what raft commits: snapshots from the leader, commands, membership changes.
-extension FlotillaNode {
+extension NodeInstance {
     /// A snapshot from the leader, before `storage.save` persists it: replace the state.
-    func restore(_ snapshot: Snapshot) throws {
+    mutating func restore(_ snapshot: Snapshot) throws {
         guard let envelope = SnapshotEnvelope(decoding: snapshot.data) else {
             throw FlotillaError.failed("snapshot \(snapshot.metadata.index) is not a Flotilla snapshot")
         }
         try machine.restore(from: envelope.state)
         for (peer, address) in envelope.addresses where peer != nodeID {
             addresses[peer] = address
-            transport.addPeer(id: peer, address: address)
+            emit(.addPeer(peer, address))
         }
         applied = snapshot.metadata.index
         snapshotIndex = snapshot.metadata.index
@@ -24,14 +24,14 @@ extension FlotillaNode {
         logger.info("restored a snapshot from the leader", metadata: ["index": "\(snapshotIndex)"])
     }
 
-    func apply(_ entry: Entry) throws {
+    mutating func apply(_ entry: Entry) throws {
         defer { applied = max(applied, entry.index) }
         guard entry.index > applied else { return }
         if !proposedAt.isEmpty, let appended = proposedAt.removeValue(forKey: entry.index),
            entry.type != .normal || ProposalEnvelope.requestID(of: entry.data) != appended {
             // Another entry was committed where this node, as leader, had appended the write:
             // a later leader's. Log matching: the write can never be committed now.
-            writes.resolve(appended, .failure(.leaderChanged))
+            if writes.remove(appended) { complete(appended, .applied(.failure(.leaderChanged))) }
         }
         switch entry.type {
         case .normal:
@@ -43,7 +43,7 @@ extension FlotillaNode {
                 return
             }
             let response = machine.apply(proposal.command, index: entry.index)
-            writes.resolve(proposal.requestID, .success(response))
+            if writes.remove(proposal.requestID) { complete(proposal.requestID, .applied(.success(response))) }
         case .confChange:
             let change = try ConfChange(serializedBytes: entry.data)
             applyMembership(change.asV2, single: change, index: entry.index)
@@ -55,13 +55,15 @@ extension FlotillaNode {
 
     /// Applies a conf change to raft, then to the transport: a member added learns its
     /// address from the change's context; a member removed is dropped.
-    private func applyMembership(_ change: ConfChangeV2, single: ConfChange?, index: UInt64) {
+    private mutating func applyMembership(_ change: ConfChangeV2, single: ConfChange?, index: UInt64) {
         let context = MemberContext(decoding: change.context)
         do {
             confState = try raw.applyConfChangeChecked(change)
         } catch {
             logger.info("refused a membership change", metadata: ["index": "\(index)", "error": "\(error)"])
-            if let context { memberships.resolve(context.requestID, .failure(.invalidMembershipChange("\(error)"))) }
+            if let context, memberships.remove(context.requestID) {
+                complete(context.requestID, .done(.failure(.invalidMembershipChange("\(error)"))))
+            }
             return
         }
         for item in change.changes where item.nodeID != nodeID {
@@ -72,11 +74,11 @@ extension FlotillaNode {
                 snapshotSoon = true
                 if let address = context?.address {
                     addresses[item.nodeID] = address
-                    transport.addPeer(id: item.nodeID, address: address)
+                    emit(.addPeer(item.nodeID, address))
                 }
             case .removeNode:
                 addresses[item.nodeID] = nil
-                transport.removePeer(id: item.nodeID)
+                emit(.removePeer(item.nodeID))
             }
         }
         if change.changes.contains(where: { $0.nodeID == nodeID && $0.type == .removeNode }) {
@@ -85,6 +87,6 @@ extension FlotillaNode {
         logger.info("membership changed", metadata: [
             "index": "\(index)", "voters": "\(confState.voters.sorted())", "learners": "\(confState.learners.sorted())",
         ])
-        if let context { memberships.resolve(context.requestID, .success(())) }
+        if let context, memberships.remove(context.requestID) { complete(context.requestID, .done(.success(()))) }
     }
 }

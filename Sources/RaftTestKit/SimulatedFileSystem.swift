@@ -9,13 +9,13 @@ import Synchronization
 /// puts everything back to what a power failure could leave: the durable names, the durable
 /// bytes, and some or all of the unsynced writes (a prefix of the last one when tearing).
 /// Directories themselves (mkdir, renaming a directory) are modelled as durable at once.
-final class SimulatedFileSystem: WALFileSystem {
-    enum Operation: Sendable, Equatable {
+public final class SimulatedFileSystem: WALFileSystem {
+    public enum Operation: Sendable, Equatable {
         case open, write, read, fsync, fdatasync, truncate, preallocate, rename, remove, syncDirectory, makeDirectory
     }
 
     /// What a crash keeps of the writes that were not synced.
-    enum CrashMode: Sendable {
+    public enum CrashMode: Sendable {
         /// None of them (a power failure right after the last sync).
         case dropUnsynced
         /// All of them (a process crash: the page cache survives).
@@ -56,17 +56,17 @@ final class SimulatedFileSystem: WALFileSystem {
 
     let state = Mutex(State())
 
-    init() {}
+    public init() {}
 
     // MARK: Test controls
 
     /// Makes the `skip+1`-th next call of `operation` on a path containing `pathContains` fail.
-    func failNext(_ operation: Operation, pathContains: String = "", errno: Int32 = EIO, skip: Int = 0) {
+    public func failNext(_ operation: Operation, pathContains: String = "", errno: Int32 = EIO, skip: Int = 0) {
         state.withLock { $0.faults.append(Fault(operation: operation, pathContains: pathContains, errno: errno, skip: skip)) }
     }
 
     /// An independent copy (no open files): to run many fault cases from one prepared state.
-    func clone() -> SimulatedFileSystem {
+    public func clone() -> SimulatedFileSystem {
         let copy = SimulatedFileSystem()
         var snapshot = state.withLock { $0 }
         snapshot.handles = [:]
@@ -77,11 +77,11 @@ final class SimulatedFileSystem: WALFileSystem {
         return copy
     }
 
-    func count(_ operation: Operation) -> Int { state.withLock { $0.counts[operation, default: 0] } }
+    public func count(_ operation: Operation) -> Int { state.withLock { $0.counts[operation, default: 0] } }
 
-    var lastWriteSize: Int { state.withLock { $0.lastWrite?.size ?? 0 } }
+    public var lastWriteSize: Int { state.withLock { $0.lastWrite?.size ?? 0 } }
 
-    func crash(_ mode: CrashMode) {
+    public func crash(_ mode: CrashMode) {
         state.withLock { s in
             for (inode, file) in s.files {
                 var result = file.durable
@@ -111,25 +111,25 @@ final class SimulatedFileSystem: WALFileSystem {
         }
     }
 
-    func contents(_ path: String) -> [UInt8]? {
+    public func contents(_ path: String) -> [UInt8]? {
         state.withLock { s in s.names[path].map { s.files[$0]!.data } }
     }
 
     /// Replaces a file's bytes, durably (damage on the disk itself).
-    func setContents(_ path: String, _ bytes: [UInt8]) {
+    public func setContents(_ path: String, _ bytes: [UInt8]) {
         state.withLock { s in
             let inode = s.names[path]!
             s.files[inode] = File(data: bytes, durable: bytes, pending: [])
         }
     }
 
-    func flipBit(_ path: String, at offset: Int, bit: Int) {
+    public func flipBit(_ path: String, at offset: Int, bit: Int) {
         var bytes = contents(path)!
         bytes[offset] ^= UInt8(1 << bit)
         setContents(path, bytes)
     }
 
-    func names(in directory: String) -> [String] { (try? listDirectory(directory))?.sorted() ?? [] }
+    public func names(in directory: String) -> [String] { (try? listDirectory(directory))?.sorted() ?? [] }
 
     // MARK: WALFileSystem
 
@@ -145,7 +145,7 @@ final class SimulatedFileSystem: WALFileSystem {
         }
     }
 
-    func open(_ path: String, _ mode: WALOpenMode) throws(WALError) -> WALFileHandle {
+    public func open(_ path: String, _ mode: WALOpenMode) throws(WALError) -> WALFileHandle {
         try state.withLock { (s: inout State) throws(WALError) -> WALFileHandle in
             try check(&s, .open, path)
             let parent = Self.parent(path)
@@ -172,7 +172,7 @@ final class SimulatedFileSystem: WALFileSystem {
         }
     }
 
-    func close(_ file: WALFileHandle) {
+    public func close(_ file: WALFileHandle) {
         state.withLock { s in
             if let inode = s.handles.removeValue(forKey: file.descriptor), s.locks[inode] == file.descriptor {
                 s.locks[inode] = nil
@@ -180,7 +180,7 @@ final class SimulatedFileSystem: WALFileSystem {
         }
     }
 
-    func lock(_ file: WALFileHandle) throws(WALError) {
+    public func lock(_ file: WALFileHandle) throws(WALError) {
         try state.withLock { (s: inout State) throws(WALError) in
             let inode = try inode(s, file)
             if let holder = s.locks[inode], holder != file.descriptor { throw WALError.locked(path: file.path) }
@@ -193,7 +193,7 @@ final class SimulatedFileSystem: WALFileSystem {
         return inode
     }
 
-    func write(_ file: WALFileHandle, _ bytes: [UInt8], at offset: Int64) throws(WALError) {
+    public func write(_ file: WALFileHandle, _ bytes: [UInt8], at offset: Int64) throws(WALError) {
         try state.withLock { (s: inout State) throws(WALError) in
             try check(&s, .write, file.path)
             let inode = try inode(s, file)
@@ -207,7 +207,7 @@ final class SimulatedFileSystem: WALFileSystem {
         }
     }
 
-    func read(_ file: WALFileHandle, count: Int, at offset: Int64) throws(WALError) -> [UInt8] {
+    public func read(_ file: WALFileHandle, count: Int, at offset: Int64) throws(WALError) -> [UInt8] {
         try state.withLock { (s: inout State) throws(WALError) -> [UInt8] in
             try check(&s, .read, file.path)
             let data = s.files[try inode(s, file)]!.data
@@ -225,10 +225,10 @@ final class SimulatedFileSystem: WALFileSystem {
         }
     }
 
-    func fsync(_ file: WALFileHandle) throws(WALError) { try sync(file, .fsync) }
-    func fdatasync(_ file: WALFileHandle) throws(WALError) { try sync(file, .fdatasync) }
+    public func fsync(_ file: WALFileHandle) throws(WALError) { try sync(file, .fsync) }
+    public func fdatasync(_ file: WALFileHandle) throws(WALError) { try sync(file, .fdatasync) }
 
-    func truncate(_ file: WALFileHandle, to size: Int64) throws(WALError) {
+    public func truncate(_ file: WALFileHandle, to size: Int64) throws(WALError) {
         try state.withLock { (s: inout State) throws(WALError) in
             try check(&s, .truncate, file.path)
             let inode = try inode(s, file)
@@ -238,7 +238,7 @@ final class SimulatedFileSystem: WALFileSystem {
         }
     }
 
-    func preallocate(_ file: WALFileHandle, size: Int64) throws(WALError) {
+    public func preallocate(_ file: WALFileHandle, size: Int64) throws(WALError) {
         try state.withLock { (s: inout State) throws(WALError) in
             try check(&s, .preallocate, file.path)
             let inode = try inode(s, file)
@@ -247,11 +247,11 @@ final class SimulatedFileSystem: WALFileSystem {
         }
     }
 
-    func size(_ file: WALFileHandle) throws(WALError) -> Int64 {
+    public func size(_ file: WALFileHandle) throws(WALError) -> Int64 {
         try state.withLock { (s: inout State) throws(WALError) -> Int64 in Int64(s.files[try inode(s, file)]!.data.count) }
     }
 
-    func rename(_ from: String, to: String) throws(WALError) {
+    public func rename(_ from: String, to: String) throws(WALError) {
         try state.withLock { (s: inout State) throws(WALError) in
             try check(&s, .rename, from)
             if s.directories.contains(from) {
@@ -278,21 +278,21 @@ final class SimulatedFileSystem: WALFileSystem {
         }
     }
 
-    func remove(_ path: String) throws(WALError) {
+    public func remove(_ path: String) throws(WALError) {
         try state.withLock { (s: inout State) throws(WALError) in
             try check(&s, .remove, path)
             if s.names.removeValue(forKey: path) == nil { throw WALError.io(operation: "remove", path: path, errno: ENOENT) }
         }
     }
 
-    func removeDirectory(_ path: String) throws(WALError) {
+    public func removeDirectory(_ path: String) throws(WALError) {
         try state.withLock { (s: inout State) throws(WALError) in
             if s.names.keys.contains(where: { Self.parent($0) == path }) { throw WALError.io(operation: "rmdir", path: path, errno: ENOTEMPTY) }
             s.directories.remove(path)
         }
     }
 
-    func listDirectory(_ path: String) throws(WALError) -> [String] {
+    public func listDirectory(_ path: String) throws(WALError) -> [String] {
         try state.withLock { (s: inout State) throws(WALError) -> [String] in
             guard s.directories.contains(path) else { throw WALError.io(operation: "list directory", path: path, errno: ENOENT) }
             return s.names.keys.filter { Self.parent($0) == path }.map { Self.base($0) }
@@ -300,7 +300,7 @@ final class SimulatedFileSystem: WALFileSystem {
         }
     }
 
-    func makeDirectory(_ path: String) throws(WALError) {
+    public func makeDirectory(_ path: String) throws(WALError) {
         try state.withLock { (s: inout State) throws(WALError) in
             try check(&s, .makeDirectory, path)
             guard s.directories.contains(Self.parent(path)) else { throw WALError.io(operation: "mkdir", path: path, errno: ENOENT) }
@@ -308,7 +308,7 @@ final class SimulatedFileSystem: WALFileSystem {
         }
     }
 
-    func syncDirectory(_ path: String) throws(WALError) {
+    public func syncDirectory(_ path: String) throws(WALError) {
         try state.withLock { (s: inout State) throws(WALError) in
             try check(&s, .syncDirectory, path)
             for key in s.durableNames.keys where Self.parent(key) == path { s.durableNames[key] = nil }
@@ -316,7 +316,7 @@ final class SimulatedFileSystem: WALFileSystem {
         }
     }
 
-    func exists(_ path: String) -> Bool {
+    public func exists(_ path: String) -> Bool {
         state.withLock { $0.directories.contains(path) || $0.names[path] != nil }
     }
 

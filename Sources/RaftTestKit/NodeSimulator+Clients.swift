@@ -1,0 +1,143 @@
+import Flotilla
+import Raft
+
+/// A client: one request at a time, each to a node of its choosing.
+struct SimulatedClient {
+    let id: Int
+    var stopped = false
+    var issued = 0
+}
+
+extension NodeSimulator {
+    // MARK: - Clients
+
+    /// The client's next request: a put (70 %), a get (20 %) or a delete, on one of a few keys,
+    /// to a random node that is up.
+    func clientNext(_ client: Int) {
+        guard client < clients.count, !clients[client].stopped, clients[client].issued < options.operationsPerClient else { return }
+        let up = nodes.keys.sorted().filter { nodes[$0]!.instance != nil }
+        // Like `FlotillaNode.apply` and `read`, which wait for a leader before they go to raft.
+        guard let id = rng.pick(up), let node = nodes[id], node.instance?.leader != 0 else {
+            schedule(after: 10_000_000, .clientNext(client))
+            return
+        }
+        clients[client].issued += 1
+        let key = Array("k\(rng.below(UInt64(options.keyCount)))".utf8)
+        let roll = rng.below(10)
+        let deadline = origin + .nanoseconds(Int64(now)) + .seconds(2)
+        let operation = history.count
+        if roll < 2 {
+            history.append(KeyValueOperation(client: client, key: key, kind: .get(observed: nil), invoked: now, returned: nil))
+            onNode(id) { instance, _ in
+                let requestID = instance.ids.make()
+                node.requests[requestID] = .readIndex(operation: operation)
+                instance.readIndex(id: requestID, deadline: deadline)
+            }
+        } else {
+            let kind: KeyValueOperation.Kind
+            let command: [UInt8]
+            if roll < 9 {
+                let value = Array("c\(client)-\(clients[client].issued)".utf8)
+                kind = .put(value: value)
+                command = Store.putCommand(key: key, value: value)
+            } else {
+                kind = .delete
+                command = Store.deleteCommand(key: key)
+            }
+            history.append(KeyValueOperation(client: client, key: key, kind: kind, invoked: now, returned: nil))
+            onNode(id) { instance, _ in
+                let requestID = instance.ids.make()
+                node.requests[requestID] = .write(operation: operation)
+                instance.propose(command, id: requestID, deadline: deadline)
+            }
+        }
+        record("client \(client) → n\(id): \(history[operation])")
+    }
+
+    /// A node answered request `requestID`.
+    func answered(_ requestID: UInt64, _ outcome: RequestOutcome<Store.Response>, on node: SimulatedNode<Store>) {
+        guard let request = node.requests.removeValue(forKey: requestID) else { return }
+        switch (request, outcome) {
+        case (.write(let operation), .applied(let result)):
+            if case .success = result {
+                history[operation].returned = now
+                stats.acknowledgedWrites += 1
+            }
+            // A failed write may still have been committed: its outcome stays unknown.
+            finish(operation)
+        case (.readIndex(let operation), .readIndex(.success(let index))):
+            guard node.instance != nil else { return }
+            if node.instance!.applied >= index {
+                read(operation, on: node)
+            } else {
+                let waitID = node.instance!.ids.make()
+                node.requests[waitID] = .readApplied(operation: operation)
+                node.instance!.waitUntilApplied(index, id: waitID, deadline: origin + .nanoseconds(Int64(now)) + .seconds(2))
+                perform(node.instance!.takeActions(), on: node)
+            }
+        case (.readApplied(let operation), .done(.success)):
+            read(operation, on: node)
+        case (.readIndex(let operation), _), (.readApplied(let operation), _):
+            // A read that failed took no effect: it leaves the history (unanswered).
+            finish(operation)
+        default:
+            fail("request \(requestID) on n\(node.id) was answered with \(outcome), which is not what it asked")
+        }
+    }
+
+    /// A get whose index is applied on `node`: the value is read now.
+    func read(_ operation: Int, on node: SimulatedNode<Store>) {
+        guard let instance = node.instance else { return }
+        history[operation].kind = .get(observed: instance.machine.value(forKey: history[operation].key))
+        history[operation].returned = now
+        stats.readsAnswered += 1
+        finish(operation)
+    }
+
+    /// The client of `operation` is free again: its next request after a short pause.
+    func finish(_ operation: Int) {
+        let client = history[operation].client
+        schedule(after: 100_000 + rng.below(5_000_000), .clientNext(client))
+    }
+
+    /// The node working on a request is gone: the client gives up on it (a write's outcome
+    /// stays unknown, a read took no effect).
+    func abandon(_ requestID: UInt64, _ request: PendingRequest) {
+        switch request {
+        case .write(let operation):
+            finish(operation)
+        case .readIndex(let operation), .readApplied(let operation):
+            finish(operation)
+        }
+    }
+
+    /// After recovery: a linearizable read of every key, through the leader.
+    func finalReads() {
+        guard let leader = nodes.keys.sorted().first(where: { nodes[$0]!.instance?.role == .leader }) else {
+            fail("no leader 3 s after every node restarted from its disk")
+            return
+        }
+        let reader = options.clientCount
+        for k in 0..<options.keyCount {
+            let key = Array("k\(k)".utf8)
+            let operation = history.count
+            history.append(KeyValueOperation(client: reader, key: key, kind: .get(observed: nil), invoked: now, returned: nil))
+            guard let node = nodes[leader] else { return }
+            onNode(leader) { instance, _ in
+                let requestID = instance.ids.make()
+                node.requests[requestID] = .readIndex(operation: operation)
+                instance.readIndex(id: requestID, deadline: origin + .nanoseconds(Int64(now)) + .seconds(2))
+            }
+        }
+        runUntil(now + 1_000_000_000)
+        let unanswered = (history.count - options.keyCount..<history.count).filter { history[$0].returned == nil }
+        if !unanswered.isEmpty {
+            fail("\(unanswered.count) final reads unanswered a second after recovery")
+        }
+        // Reads that got no answer took no effect; writes without one may have.
+        history = history.filter { operation in
+            if case .get = operation.kind { return operation.returned != nil }
+            return true
+        }
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import FlotillaKV
+import RaftTestKit
+import Testing
+
+extension KeyValueStore: SimulatedKeyValueStore {
+    public static func putCommand(key: [UInt8], value: [UInt8]) -> [UInt8] { Command.put(key: key, value: value).encoded() }
+    public static func deleteCommand(key: [UInt8]) -> [UInt8] { Command.delete(key: key).encoded() }
+}
+
+/// The whole-node simulator over the server's own state machine: the runtime's `NodeInstance`,
+/// `DiskStorage` and the WAL on simulated disks, a simulated network and clock; every run ends
+/// with a power loss of every node, and the client history must be linearizable.
+///
+/// Serialized, each batch on a thread of its own: the runs are CPU-bound, and the other suites
+/// run real nodes that must win elections on Swift's (two-thread, here) cooperative pool
+/// meanwhile; a thread of its own is preempted by the system, a task on the pool is not.
+///
+/// Long mode (tens of thousands of seeds; prints each failing seed and its replay command):
+/// `FLOTILLA_NODESIM_SEEDS=20000 swift test -c release --filter NodeSimulationTests/longMode`.
+/// One seed, every step printed: `FLOTILLA_NODESIM_REPLAY=17 swift test --filter NodeSimulationTests/replay`.
+@Suite(.serialized) struct NodeSimulationTests {
+    static let ciSeeds: UInt64 = 200
+    static let batches: [ClosedRange<UInt64>] = stride(from: 1, through: ciSeeds, by: 25).map { $0...min($0 + 24, ciSeeds) }
+
+    @Test(arguments: batches)
+    func seeds(_ range: ClosedRange<UInt64>) async {
+        let (total, failure) = await onOwnThread { () -> (NodeSimulationStats, String?) in
+            var total = NodeSimulationStats()
+            for seed in range {
+                let result = NodeSimulator<KeyValueStore>.run(seed: seed)
+                total.add(result.stats)
+                if let failure = result.failure { return (total, failure) }
+            }
+            return (total, nil)
+        }
+        if let failure {
+            Issue.record("\(failure)")
+            return
+        }
+        // The runs must exercise the node: writes acknowledged, reads answered, faults hit.
+        #expect(total.acknowledgedWrites > 0 && total.readsAnswered > 0)
+        #expect(total.crashes > 0 && total.restarts > 0 && total.powerLosses >= range.count)
+        #expect(total.partitions + total.cuts > 0)
+    }
+
+    @Test func sameSeedSameRun() {
+        let a = NodeSimulator<KeyValueStore>.run(seed: 99)
+        let b = NodeSimulator<KeyValueStore>.run(seed: 99)
+        #expect(a.digest == b.digest)
+        #expect(a.stats == b.stats)
+        #expect(a.failure == nil)
+    }
+
+    /// The checker itself: a stale read after an acknowledged overwrite is caught, and a
+    /// history with a write of unknown outcome that a read saw is accepted.
+    @Test func checkerCatchesAStaleRead() {
+        let k = Array("k".utf8)
+        let stale: [KeyValueOperation] = [
+            .init(client: 0, key: k, kind: .put(value: [1]), invoked: 0, returned: 10),
+            .init(client: 1, key: k, kind: .put(value: [2]), invoked: 20, returned: 30),
+            .init(client: 2, key: k, kind: .get(observed: [1]), invoked: 40, returned: 50),
+        ]
+        #expect(Linearizability.check(stale) != nil)
+        let unknown: [KeyValueOperation] = [
+            .init(client: 0, key: k, kind: .put(value: [1]), invoked: 0, returned: nil),
+            .init(client: 2, key: k, kind: .get(observed: [1]), invoked: 40, returned: 50),
+            .init(client: 2, key: k, kind: .get(observed: [1]), invoked: 60, returned: 70),
+        ]
+        #expect(Linearizability.check(unknown) == nil)
+    }
+
+    /// A node that acknowledges before its fdatasync (planted). Not yet in CI: over 40 seeds it
+    /// was not caught, and one seed's history exhausted the exponential search (see the issue's
+    /// note); `FLOTILLA_NODESIM_PLANTED=1` runs it.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["FLOTILLA_NODESIM_PLANTED"] != nil))
+    func findsAFollowerThatAcknowledgesBeforeItsFsync() {
+        var options = NodeSimulationOptions()
+        options.plantedBugs = .acknowledgeBeforeSync
+        options.keyCount = 12
+        let found = (1...40).lazy.compactMap { NodeSimulator<KeyValueStore>.run(seed: $0, options: options).failure }.first
+        #expect(found != nil)
+    }
+
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["FLOTILLA_NODESIM_SEEDS"] != nil))
+    func longMode() {
+        let env = ProcessInfo.processInfo.environment
+        let count = env["FLOTILLA_NODESIM_SEEDS"].flatMap(UInt64.init) ?? 10_000
+        let first = env["FLOTILLA_NODESIM_FIRST"].flatMap(UInt64.init) ?? 1_000_000
+        var failed: [UInt64] = []
+        for seed in first..<first + count {
+            let result = NodeSimulator<KeyValueStore>.run(seed: seed)
+            if let failure = result.failure {
+                failed.append(seed)
+                print(failure)
+            }
+        }
+        print("node simulation: \(count) seeds from \(first), \(failed.count) failed\(failed.isEmpty ? "" : ": \(failed)")")
+        #expect(failed.isEmpty)
+    }
+
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["FLOTILLA_NODESIM_REPLAY"] != nil))
+    func replay() {
+        let seed = ProcessInfo.processInfo.environment["FLOTILLA_NODESIM_REPLAY"].flatMap(UInt64.init) ?? 0
+        let result = NodeSimulator<KeyValueStore>.replay(seed: seed)
+        #expect(result.failure == nil)
+    }
+}
+
+/// Runs `body` on a new thread and returns its result, leaving Swift's cooperative pool free.
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        let thread = Thread { continuation.resume(returning: body()) }
+        thread.stackSize = 16 << 20  // the checker's search recurses once per operation
+        thread.start()
+    }
+}
