@@ -167,7 +167,7 @@ package struct NodeInstance<Machine: StateMachine> {
         self.logger = logger
         self.metrics = metrics
         // Request ids must not repeat across restarts: a proposal's id travels in its entry.
-        var mix = SplitMixSeed(seed)
+        var mix = SplitMix64(seed: seed)
         ids = RequestIDs(start: mix.next())
     }
 
@@ -197,19 +197,5 @@ package struct NodeInstance<Machine: StateMachine> {
 
     mutating func complete(_ id: UInt64, _ outcome: RequestOutcome<Machine.Response>) {
         actions.append(.complete(id, outcome))
-    }
-}
-
-/// A seed stretched into the request ids' start (SplitMix64's finalizer), so that nearby seeds
-/// give far-apart ids.
-struct SplitMixSeed {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -31,6 +31,18 @@ extension RaftCore {
         // Hand the buffer over: the Ready owns it now (keeping capacity would copy it).
         let outgoing = messages
         messages = []
+        let (changedSoft, changedHard, mustSync, reads) = takeStateChanges(withEntries: !entries.isEmpty)
+        return Ready(
+            softState: changedSoft, hardState: changedHard, readStates: reads, entries: entries,
+            snapshot: log.unstable.snapshot, committedEntries: committed, messages: outgoing, mustSync: mustSync)
+    }
+
+    /// The soft and hard state changed since the last Ready (now reported), whether the Ready
+    /// must sync, and the read states to hand out.
+    @inline(__always)
+    private mutating func takeStateChanges(withEntries: Bool)
+        -> (soft: SoftState?, hard: HardState?, mustSync: Bool, reads: [ReadState])
+    {
         let soft = softState
         var changedSoft: SoftState?
         if soft != reportedSoftState {
@@ -41,16 +53,14 @@ extension RaftCore {
         let changedHard: HardState? = hard != reportedHardState ? hard : nil
         // Sync when something that must survive a crash changed: entries, term or vote.
         // The commit index alone can be recovered from the cluster.
-        let mustSync = !entries.isEmpty || hard.term != reportedHardState.term || hard.vote != reportedHardState.vote
+        let mustSync = withEntries || hard.term != reportedHardState.term || hard.vote != reportedHardState.vote
         if changedHard != nil { reportedHardState = hard }
         var reads: [ReadState] = []
         if !readStates.isEmpty {
             reads = readStates
             readStates = []
         }
-        return Ready(
-            softState: changedSoft, hardState: changedHard, readStates: reads, entries: entries,
-            snapshot: log.unstable.snapshot, committedEntries: committed, messages: outgoing, mustSync: mustSync)
+        return (changedSoft, changedHard, mustSync, reads)
     }
 
     /// The application persisted, sent and applied what `ready` held.
@@ -84,21 +94,7 @@ extension RaftCore {
         messages = []
         let afterPersist = messagesAfterPersist
         messagesAfterPersist = []
-        let soft = softState
-        var changedSoft: SoftState?
-        if soft != reportedSoftState {
-            changedSoft = soft
-            reportedSoftState = soft
-        }
-        let hard = hardState
-        let changedHard: HardState? = hard != reportedHardState ? hard : nil
-        let mustSync = !entries.isEmpty || hard.term != reportedHardState.term || hard.vote != reportedHardState.vote
-        if changedHard != nil { reportedHardState = hard }
-        var reads: [ReadState] = []
-        if !readStates.isEmpty {
-            reads = readStates
-            readStates = []
-        }
+        let (changedSoft, changedHard, mustSync, reads) = takeStateChanges(withEntries: !entries.isEmpty)
         // Hand everything out: writes are in progress, committed entries (or the snapshot) are
         // being applied.
         log.unstable.acceptInProgress()
