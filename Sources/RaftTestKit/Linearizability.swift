@@ -60,12 +60,6 @@ public enum Linearizability {
         return nil
     }
 
-    /// One register's history, from the absent value.
-    static func isLinearizable(_ operations: [KeyValueOperation]) -> Bool {
-        var search = Search(operations: operations.sorted { $0.invoked < $1.invoked }, budget: .max)
-        return search.run()
-    }
-
     private struct Search {
         let operations: [KeyValueOperation]
         /// Return times, unknown ones as UInt64.max.

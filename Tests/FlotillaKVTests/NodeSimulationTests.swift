@@ -106,12 +106,3 @@ extension KeyValueStore: SimulatedKeyValueStore {
         #expect(result.failure == nil)
     }
 }
-
-/// Runs `body` on a new thread and returns its result, leaving Swift's cooperative pool free.
-func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        let thread = Thread { continuation.resume(returning: body()) }
-        thread.stackSize = 16 << 20  // the checker's search recurses once per operation
-        thread.start()
-    }
-}

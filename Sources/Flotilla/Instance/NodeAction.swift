@@ -72,6 +72,11 @@ package struct PersistedReady: Sendable {
     package init(_ ready: Ready) {
         number = ready.number
         messagesAfterPersist = ready.messagesAfterPersist
-        carriedEntries = !ready.entries.isEmpty || ready.snapshot != nil
+        carriedEntries = Self.carriesEntries(ready)
+    }
+
+    /// Whether `ready` writes entries or a snapshot (what `carriedEntries` records).
+    static func carriesEntries(_ ready: Ready) -> Bool {
+        !ready.entries.isEmpty || ready.snapshot != nil
     }
 }

@@ -57,7 +57,7 @@ extension NodeInstance {
             let mustSave = ready.hardState != nil || !ready.entries.isEmpty || ready.snapshot != nil
             if mustSave || !ready.messagesAfterPersist.isEmpty {
                 writesInFlight += 1
-                if !ready.entries.isEmpty || ready.snapshot != nil { entryWritesInFlight += 1 }
+                if PersistedReady.carriesEntries(ready) { entryWritesInFlight += 1 }
                 emit(.persist(ready))
             }
             try applyCommitted(ready)
