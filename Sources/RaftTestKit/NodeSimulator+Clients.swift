@@ -37,7 +37,7 @@ extension NodeSimulator {
             let kind: KeyValueOperation.Kind
             let command: [UInt8]
             if roll < 9 {
-                let value = Array("c\(client)-\(clients[client].issued)".utf8)
+                let value = Array("c\(client)-\(operation)".utf8)
                 kind = .put(value: value)
                 command = Store.putCommand(key: key, value: value)
             } else {
@@ -88,7 +88,7 @@ extension NodeSimulator {
     /// A get whose index is applied on `node`: the value is read now.
     func read(_ operation: Int, on node: SimulatedNode<Store>) {
         guard let instance = node.instance else { return }
-        history[operation].kind = .get(observed: instance.machine.value(forKey: history[operation].key))
+        history[operation].kind = .get(observed: instance.machine.inner.value(forKey: history[operation].key))
         history[operation].returned = now
         stats.readsAnswered += 1
         finish(operation)

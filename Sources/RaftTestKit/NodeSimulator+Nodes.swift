@@ -10,7 +10,7 @@ import RaftWAL
 final class SimulatedNode<Store: SimulatedKeyValueStore> {
     let id: UInt64
     let fileSystem = SimulatedFileSystem()
-    var instance: NodeInstance<Store>?
+    var instance: NodeInstance<LedgeredStore<Store>>?
     var storage: DiskStorage?
     var incarnation = 0
     /// Writes asked of the disk, in order; the first is under way when `diskBusy`.
@@ -62,7 +62,7 @@ extension NodeSimulator {
                 fileSystem: node.fileSystem, logger: logger)
             node.incarnation += 1
             let instance = try NodeInstance(
-                configuration: configuration, storage: storage, stateMachine: Store(), logger: logger,
+                configuration: configuration, storage: storage, stateMachine: LedgeredStore(inner: Store(), ledger: ledger, node: id), logger: logger,
                 metrics: FlotillaMetrics(nodeID: id, factory: NOOPMetricsHandler.instance),
                 seed: seed &* 31 &+ id &* 1_000_003 &+ UInt64(node.incarnation))
             node.storage = storage

@@ -24,7 +24,8 @@ public protocol SimulatedKeyValueStore: StateMachine {
 /// After the faulty phase: everything heals, every node loses power at once and restarts from
 /// what its disk kept, the cluster must elect a leader and catch up, and a final read of every
 /// key joins the history. The history must be linearizable (`Linearizability`): so every
-/// write acknowledged before the power loss is still there.
+/// write acknowledged before the power loss is still there. Throughout, no two nodes (nor two
+/// lives of one node) may apply different commands at one index (`AppliedLedger`).
 ///
 /// The same seed and options give the same run, bit for bit (`NodeSimulationResult.digest`).
 public final class NodeSimulator<Store: SimulatedKeyValueStore> {
@@ -47,6 +48,8 @@ public final class NodeSimulator<Store: SimulatedKeyValueStore> {
     var digest = Digest()
     let log: ((String) -> Void)?
     var failure: String?
+    /// What every node applied at every index, over all their lives (State Machine Safety).
+    let ledger = AppliedLedger()
 
     static var clusterID: UInt64 { 0xF10_7111A }
     static var directory: String { "/node" }
@@ -165,7 +168,7 @@ public final class NodeSimulator<Store: SimulatedKeyValueStore> {
 
     /// Runs an event on node `id`'s instance, then drives it and performs what it asked. An
     /// error is the storage's or the state machine's: the node stops, as the shell stops it.
-    func onNode(_ id: UInt64, _ body: (inout NodeInstance<Store>, ContinuousClock.Instant) throws -> Void) {
+    func onNode(_ id: UInt64, _ body: (inout NodeInstance<LedgeredStore<Store>>, ContinuousClock.Instant) throws -> Void) {
         guard let node = nodes[id], node.instance != nil else { return }
         let instant = origin + .nanoseconds(Int64(now))
         do {
@@ -181,6 +184,7 @@ public final class NodeSimulator<Store: SimulatedKeyValueStore> {
             return
         }
         perform(node.instance!.takeActions(), on: node)
+        if let violation = ledger.violation { fail("state machine safety: \(violation)") }
     }
 
     // MARK: - Tracing

@@ -1,6 +1,6 @@
 import Foundation
 import FlotillaKV
-import RaftTestKit
+@testable import RaftTestKit
 import Testing
 
 extension KeyValueStore: SimulatedKeyValueStore {
@@ -68,6 +68,18 @@ extension KeyValueStore: SimulatedKeyValueStore {
             .init(client: 2, key: k, kind: .get(observed: [1]), invoked: 60, returned: 70),
         ]
         #expect(Linearizability.check(unknown) == nil)
+    }
+
+    /// The ledger of applied commands: the same command at one index on two nodes is fine, a
+    /// different one is a State Machine Safety violation naming the node and both commands.
+    @Test func ledgerCatchesTwoCommandsAtOneIndex() {
+        let ledger = AppliedLedger()
+        ledger.applied(Array("put a".utf8), index: 7, on: 1)
+        ledger.applied(Array("put a".utf8), index: 7, on: 2)
+        #expect(ledger.violation == nil)
+        ledger.applied(Array("put b".utf8), index: 7, on: 3)
+        #expect(ledger.violation?.contains("n3 applied \"put b\" at index 7") == true)
+        #expect(ledger.indexOfCommand[Array("put a".utf8)] == 7)
     }
 
     /// A node that acknowledges before its fdatasync (planted). Not yet in CI: over 40 seeds it
