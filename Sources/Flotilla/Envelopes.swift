@@ -5,11 +5,11 @@ import RaftNIO
 
 /// A normal entry: `[1][request id: 8][command]`. The request id lets the node that proposed the
 /// entry find the client waiting for it (0: nobody waits). Same format as FlotillaKV's.
-struct ProposalEnvelope: Hashable, Sendable {
+package struct ProposalEnvelope: Hashable, Sendable {
     static let version: UInt8 = 1
     static let headerSize = 9
-    var requestID: UInt64
-    var command: [UInt8]
+    package var requestID: UInt64
+    package var command: [UInt8]
 
     func encoded() -> [UInt8] {
         var out = ByteWriter(capacity: Self.headerSize + command.count)
@@ -24,7 +24,7 @@ struct ProposalEnvelope: Hashable, Sendable {
         self.command = command
     }
 
-    init?(decoding bytes: [UInt8]) {
+    package init?(decoding bytes: [UInt8]) {
         var r = ByteReader(bytes)
         guard r.byte() == Self.version, let id = r.u64() else { return nil }
         requestID = id

@@ -62,6 +62,7 @@ extension NodeSimulator {
             if case .success = result {
                 history[operation].returned = now
                 stats.acknowledgedWrites += 1
+                if strikeAtNextAcknowledgement { struck = true }
             }
             // A failed write may still have been committed: its outcome stays unknown.
             finish(operation)
@@ -138,6 +139,45 @@ extension NodeSimulator {
         history = history.filter { operation in
             if case .get = operation.kind { return operation.returned != nil }
             return true
+        }
+    }
+
+    /// After recovery, straight from the log rather than through the history: the leader has
+    /// applied every acknowledged put, and where its log still holds that index (not compacted
+    /// into a snapshot), the entry there is the put's own command. A delete's bytes repeat, so
+    /// only puts (unique values) are checked this way; the history checks the rest.
+    func checkAcknowledgedWritesKept() {
+        guard let leader = nodes.keys.sorted().first(where: { nodes[$0]!.instance?.role == .leader }),
+            let node = nodes[leader], let instance = node.instance, let storage = node.storage
+        else {
+            fail("no leader to check the acknowledged writes against")
+            return
+        }
+        do {
+            let first = try storage.firstIndex()
+            let last = try storage.lastIndex()
+            for operation in history where operation.returned != nil {
+                guard case .put(let value) = operation.kind, operation.client < options.clientCount else { continue }
+                let command = Store.putCommand(key: operation.key, value: value)
+                guard let index = ledger.indexOfCommand[command] else {
+                    fail("acknowledged \(operation) was never applied by any node")
+                    return
+                }
+                guard instance.applied >= index else {
+                    fail("acknowledged \(operation) at index \(index), but the leader n\(leader) applied only \(instance.applied) after the power loss")
+                    return
+                }
+                guard index >= first, index <= last else { continue }
+                let entry = try storage.entries(index, index + 1, maxSize: .max)[0]
+                let kept = ProposalEnvelope(decoding: entry.data)?.command
+                guard kept == command else {
+                    fail("acknowledged \(operation) at index \(index) is lost: the leader n\(leader)'s log holds "
+                        + (kept.map(printable) ?? "a \(entry.type) entry of \(entry.data.count) bytes") + " there after the power loss")
+                    return
+                }
+            }
+        } catch {
+            fail("cannot read the leader n\(leader)'s log: \(error)")
         }
     }
 }

@@ -50,6 +50,9 @@ public final class NodeSimulator<Store: SimulatedKeyValueStore> {
     var failure: String?
     /// What every node applied at every index, over all their lives (State Machine Safety).
     let ledger = AppliedLedger()
+    /// Armed: the next acknowledged write ends `runUntil` (the final power loss strikes then).
+    var strikeAtNextAcknowledgement = false
+    var struck = false
 
     static var clusterID: UInt64 { 0xF10_7111A }
     static var directory: String { "/node" }
@@ -100,7 +103,13 @@ public final class NodeSimulator<Store: SimulatedKeyValueStore> {
             clients[client].issued = 0
             schedule(after: rng.below(20_000_000), .clientNext(client))
         }
-        runUntil(now + 500_000_000 + rng.below(500_000_000))
+        // The power loss strikes right as a write is acknowledged, while the entry is freshest
+        // (the moment a node that acknowledges too early loses it), armed at a random time
+        // while the clients are busy; if no write is acknowledged for a second, it strikes anyway.
+        runUntil(now + 20_000_000 + rng.below(200_000_000))
+        guard failure == nil else { return result() }
+        strikeAtNextAcknowledgement = true
+        runUntil(now + 1_000_000_000)
         guard failure == nil else { return result() }
         record("power loss of every node, under load")
         stats.powerLosses += 1
@@ -112,6 +121,8 @@ public final class NodeSimulator<Store: SimulatedKeyValueStore> {
         runUntil(now + 3_000_000_000)
         guard failure == nil else { return result() }
         finalReads()
+        guard failure == nil else { return result() }
+        checkAcknowledgedWritesKept()
         guard failure == nil else { return result() }
         if let violation = Linearizability.check(history) {
             fail("linearizability: \(violation)")
@@ -133,9 +144,14 @@ public final class NodeSimulator<Store: SimulatedKeyValueStore> {
     }
 
     func runUntil(_ end: UInt64) {
-        while failure == nil, let (time, event) = events.popFirst(notAfter: end) {
+        while failure == nil, !struck, let (time, event) = events.popFirst(notAfter: end) {
             now = time
             handle(event)
+        }
+        if struck {
+            struck = false
+            strikeAtNextAcknowledgement = false
+            return
         }
         now = max(now, end)
     }
