@@ -112,9 +112,14 @@ extension NodeSimulator {
         }
     }
 
+    /// The lowest-numbered node that is up and believes it leads (nil: none).
+    func currentLeader() -> UInt64? {
+        nodes.keys.sorted().first(where: { nodes[$0]!.instance?.role == .leader })
+    }
+
     /// After recovery: a linearizable read of every key, through the leader.
     func finalReads() {
-        guard let leader = nodes.keys.sorted().first(where: { nodes[$0]!.instance?.role == .leader }) else {
+        guard let leader = currentLeader() else {
             fail("no leader 3 s after every node restarted from its disk")
             return
         }
@@ -147,8 +152,7 @@ extension NodeSimulator {
     /// into a snapshot), the entry there is the put's own command. A delete's bytes repeat, so
     /// only puts (unique values) are checked this way; the history checks the rest.
     func checkAcknowledgedWritesKept() {
-        guard let leader = nodes.keys.sorted().first(where: { nodes[$0]!.instance?.role == .leader }),
-            let node = nodes[leader], let instance = node.instance, let storage = node.storage
+        guard let leader = currentLeader(), let node = nodes[leader], let instance = node.instance, let storage = node.storage
         else {
             fail("no leader to check the acknowledged writes against")
             return
