@@ -7,7 +7,8 @@ import Synchronization
 /// Each file keeps its current bytes, the bytes that were durable at its last fsync/fdatasync,
 /// and the writes since. Each file name is durable once its directory was synced. `crash(_:)`
 /// puts everything back to what a power failure could leave: the durable names, the durable
-/// bytes, and some or all of the unsynced writes (a prefix of the last one when tearing).
+/// bytes, and some or all of the unsynced writes (a prefix of the last one when tearing); or
+/// the names as they are with only the durable bytes (a journal that committed the metadata).
 /// Directories themselves (mkdir, renaming a directory) are modelled as durable at once.
 public final class SimulatedFileSystem: WALFileSystem {
     public enum Operation: Sendable, Equatable {
@@ -18,6 +19,10 @@ public final class SimulatedFileSystem: WALFileSystem {
     public enum CrashMode: Sendable {
         /// None of them (a power failure right after the last sync).
         case dropUnsynced
+        /// None of the unsynced bytes, but every change of names (creates, renames, removes):
+        /// the file system's journal committed its metadata and not the data (XFS, ext4 with
+        /// data=writeback), so a file removed without a directory sync stays removed.
+        case dropUnsyncedData
         /// All of them (a process crash: the page cache survives).
         case keepUnsynced
         /// All but the last write, and the first `bytes` bytes of that one.
@@ -72,7 +77,7 @@ public final class SimulatedFileSystem: WALFileSystem {
         snapshot.handles = [:]
         snapshot.locks = [:]
         snapshot.faults = []
-        snapshot.lastWrite = nil
+        // The last write stays known: a crash of the copy can tear it.
         copy.state.withLock { $0 = snapshot }
         return copy
     }
@@ -86,7 +91,7 @@ public final class SimulatedFileSystem: WALFileSystem {
             for (inode, file) in s.files {
                 var result = file.durable
                 switch mode {
-                case .dropUnsynced: break
+                case .dropUnsynced, .dropUnsyncedData: break
                 case .keepUnsynced: result = file.data
                 case .tearLastWrite(let bytes):
                     for (i, write) in file.pending.enumerated() {
@@ -102,7 +107,10 @@ public final class SimulatedFileSystem: WALFileSystem {
                 }
                 s.files[inode] = File(data: result, durable: result, pending: [])
             }
-            if case .keepUnsynced = mode {} else { s.names = s.durableNames }
+            switch mode {
+            case .keepUnsynced, .dropUnsyncedData: break
+            case .dropUnsynced, .tearLastWrite: s.names = s.durableNames
+            }
             s.durableNames = s.names
             s.handles = [:]
             s.locks = [:]

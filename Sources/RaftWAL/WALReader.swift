@@ -130,9 +130,17 @@ public struct WALReader {
             return finishSegment(at: start)
         }
         guard let (length, padding) = WALRecord.decodeLengthField(field) else {
-            // The writer writes a length field whole (8 aligned bytes never straddle a sector),
-            // so a malformed one is damage, not a torn write.
-            throw corrupt(start, "malformed length field 0x\(String(field, radix: 16))")
+            // 8 aligned bytes never straddle a sector, so on a disk that writes whole sectors a
+            // length field is never torn and a malformed one is damage. A device that tears
+            // inside a sector leaves the field's first bytes and zeros from there to the end
+            // of the file (its padding flag, in the top byte, was never written): a torn tail.
+            let reason = "malformed length field 0x\(String(field, radix: 16))"
+            if isLastSegment, tornInsideLengthField(at: start) {
+                try refuseIfRecordsFollow(start, reason)
+                end = .torn(segment: segmentName, offset: Int64(start), reason: "\(reason), with only zeros after its first bytes")
+                return nil
+            }
+            throw corrupt(start, reason)
         }
         let body = start + 8
         let extent = body + length + padding
@@ -300,6 +308,14 @@ public struct WALReader {
         }
         // Cut off: the record's last byte and everything after it are zeros.
         return length > 0 && bytes[recordEnd - 1] == 0 && allZero(recordEnd..<bytes.count)
+    }
+
+    /// Whether the length field at `start` is a write cut inside it: some of its first bytes,
+    /// then nothing but zeros to the end of the file.
+    private func tornInsideLengthField(at start: Int) -> Bool {
+        var written = 8
+        while written > 0 && bytes[start + written - 1] == 0 { written -= 1 }
+        return written < 8 && allZero(start + written..<bytes.count)
     }
 
     /// True when the record's own fields give a different length and the record of that
