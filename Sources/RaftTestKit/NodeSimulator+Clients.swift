@@ -147,6 +147,28 @@ extension NodeSimulator {
         }
     }
 
+    /// After recovery and the final reads, with the network whole: every node applies what the
+    /// leader has committed within a second (a follower whose log went back behind what it
+    /// acknowledged, and a leader that trusts the acknowledgement, would leave it stuck).
+    func checkEveryNodeCaughtUp() {
+        let deadline = now + 1_000_000_000
+        while true {
+            guard let leader = currentLeader(), let target = nodes[leader]?.instance?.committed else {
+                fail("no leader while the followers catch up")
+                return
+            }
+            let behind = nodes.keys.sorted().filter { (nodes[$0]!.instance?.applied ?? 0) < target }
+            if behind.isEmpty { return }
+            guard now < deadline else {
+                fail(behind.map { "n\($0) applied \(nodes[$0]!.instance.map { "\($0.applied)" } ?? "nothing (it is down)")" }
+                    .joined(separator: ", ") + " of the \(target) entries the leader n\(leader) committed, a second after the final reads")
+                return
+            }
+            runUntil(now + 10_000_000)
+            guard failure == nil else { return }
+        }
+    }
+
     /// After recovery, straight from the log rather than through the history: the leader has
     /// applied every acknowledged put, and where its log still holds that index (not compacted
     /// into a snapshot), the entry there is the put's own command. A delete's bytes repeat, so

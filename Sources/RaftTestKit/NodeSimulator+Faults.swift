@@ -148,9 +148,10 @@ extension NodeSimulator {
                 let up = nodes.keys.sorted().filter { nodes[$0]!.instance != nil }
                 guard let id = rng.pick(up) else { return }
                 let mode: SimulatedFileSystem.CrashMode
-                switch rng.below(3) {
+                switch rng.below(4) {
                 case 0: mode = .keepUnsynced
                 case 1: mode = .dropUnsynced
+                case 2: mode = .dropUnsyncedData
                 default: mode = .tearLastWrite(bytes: Int(rng.below(64)))
                 }
                 record("crash n\(id) (\(mode))")

@@ -10,6 +10,9 @@ import RaftWAL
 final class SimulatedNode<Store: SimulatedKeyValueStore> {
     let id: UInt64
     let fileSystem = SimulatedFileSystem()
+    /// How many snapshot files and WAL segments this node keeps: drawn per node, from 1 (the
+    /// least a user may set, where nothing older is left to fall back on) to etcd's default 5.
+    let retention: Int
     var instance: NodeInstance<LedgeredStore<Store>>?
     var storage: DiskStorage?
     var incarnation = 0
@@ -19,7 +22,10 @@ final class SimulatedNode<Store: SimulatedKeyValueStore> {
     /// The client requests this life of the node owes an answer, by request id.
     var requests: [UInt64: PendingRequest] = [:]
 
-    init(id: UInt64) { self.id = id }
+    init(id: UInt64, retention: Int) {
+        self.id = id
+        self.retention = retention
+    }
 }
 
 enum DiskJob {
@@ -58,7 +64,7 @@ extension NodeSimulator {
         do {
             let storage = try DiskStorage(
                 directory: Self.directory, metadata: NodeInstance<Store>.storageMetadata(configuration),
-                options: DiskStorageOptions(segmentSize: 64 * 1024, snapshotsToKeep: 2, segmentsToKeep: 2),
+                options: DiskStorageOptions(segmentSize: 8 * 1024, snapshotsToKeep: node.retention, segmentsToKeep: node.retention),
                 fileSystem: node.fileSystem, logger: logger)
             node.incarnation += 1
             let instance = try NodeInstance(
@@ -75,13 +81,15 @@ extension NodeSimulator {
         }
     }
 
-    /// Node `id` stops (its process dies): what it was doing is lost, its disk stays as it is.
-    func stop(_ id: UInt64) {
+    /// Node `id` stops: what it was doing is lost, its disk stays as it is. `closing`: the way
+    /// the shell stops a node after an error, closing (and so syncing) its storage; otherwise
+    /// the process just dies and nothing more reaches the disk.
+    func stop(_ id: UInt64, closing: Bool) {
         guard let node = nodes[id] else { return }
         for (requestID, request) in node.requests.sorted(by: { $0.key < $1.key }) { abandon(requestID, request) }
         node.requests = [:]
         node.instance = nil
-        try? node.storage?.close()
+        if closing { try? node.storage?.close() }
         node.storage = nil
         node.diskQueue = []
         node.diskBusy = false
@@ -91,7 +99,7 @@ extension NodeSimulator {
     /// not synced.
     func crash(_ id: UInt64, mode: SimulatedFileSystem.CrashMode) {
         guard let node = nodes[id] else { return }
-        stop(id)
+        stop(id, closing: false)
         node.fileSystem.crash(mode)
         stats.crashes += 1
     }
@@ -145,6 +153,17 @@ extension NodeSimulator {
                 try storage.save(ready)
                 instance.persisted(PersistedReady(ready))
             }
+            if let snapshot = ready.snapshot, !snapshot.isEmpty, strikesAfterSnapshotInstall(node) {
+                // A moment of interest, not left to chance: the node has installed a leader's
+                // snapshot and sent what that promises; power fails before its next write. A
+                // HardState written unsynced is lost now, and older snapshots and segments purged
+                // before it was synced stay purged (etcd #10219: the node acknowledged the
+                // snapshot and cannot restart from it).
+                record("power loss of n\(node.id) right after it installed the snapshot at \(snapshot.metadata.index) (dropUnsyncedData; it keeps \(node.retention) snapshots)")
+                crash(node.id, mode: .dropUnsyncedData)
+                schedule(after: 50_000_000 + rng.below(500_000_000), .restart(node.id))
+                return
+            }
         case .snapshot(let snapshotJob):
             onNode(node.id) { instance, _ in
                 let result = Result<UInt64, any Error> {
@@ -156,6 +175,13 @@ extension NodeSimulator {
             }
         }
         if let again = nodes[node.id], again === node, node.instance != nil { startDisk(node) }
+    }
+
+    /// Whether node `node` loses power right after installing a snapshot: often, while the
+    /// faults are on and crashes are enabled.
+    func strikesAfterSnapshotInstall(_ node: SimulatedNode<Store>) -> Bool {
+        guard faultsOn, options.faults.contains(.crashes), node.instance != nil else { return false }
+        return rng.chance(0.5)
     }
 
     // MARK: - The network

@@ -22,8 +22,8 @@ public protocol SimulatedKeyValueStore: StateMachine {
 /// reads, through ReadIndex) and delete; nodes crash and restart from their disks.
 ///
 /// After the faulty phase: everything heals, every node loses power at once and restarts from
-/// what its disk kept, the cluster must elect a leader and catch up, and a final read of every
-/// key joins the history. The history must be linearizable (`Linearizability`): so every
+/// what its disk kept, the cluster must elect a leader, a final read of every key joins the
+/// history, and every node must catch up with the leader. The history must be linearizable (`Linearizability`): so every
 /// write acknowledged before the power loss is still there. Throughout, no two nodes (nor two
 /// lives of one node) may apply different commands at one index (`AppliedLedger`).
 ///
@@ -63,7 +63,7 @@ public final class NodeSimulator<Store: SimulatedKeyValueStore> {
         self.log = log
         rng = TestRandom(seed: seed)
         let ids = (1...UInt64(options.nodeCount)).map { $0 }
-        for id in ids { nodes[id] = SimulatedNode(id: id) }
+        for id in ids { nodes[id] = SimulatedNode(id: id, retention: [1, 2, 5][Int(rng.below(3))]) }
         for id in ids { boot(id) }
         for id in ids { schedule(after: tickJitter(), .tick(id)) }
         clients = (0..<options.clientCount).map { SimulatedClient(id: $0) }
@@ -123,6 +123,8 @@ public final class NodeSimulator<Store: SimulatedKeyValueStore> {
         finalReads()
         guard failure == nil else { return result() }
         checkAcknowledgedWritesKept()
+        guard failure == nil else { return result() }
+        checkEveryNodeCaughtUp()
         guard failure == nil else { return result() }
         if let violation = Linearizability.check(history) {
             fail("linearizability: \(violation)")
@@ -195,7 +197,7 @@ public final class NodeSimulator<Store: SimulatedKeyValueStore> {
             perform(actions, on: node)
             record("n\(id) stopped: \(error)")
             stats.nodeFailures += 1
-            stop(id)
+            stop(id, closing: true)
             if faultsOn { schedule(after: 200_000_000, .restart(id)) } else { boot(id) }
             return
         }
