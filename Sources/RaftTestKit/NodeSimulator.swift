@@ -23,9 +23,10 @@ public protocol SimulatedKeyValueStore: StateMachine {
 ///
 /// After the faulty phase: everything heals, every node loses power at once and restarts from
 /// what its disk kept, the cluster must elect a leader, a final read of every key joins the
-/// history, and every node must catch up with the leader. The history must be linearizable (`Linearizability`): so every
-/// write acknowledged before the power loss is still there. Throughout, no two nodes (nor two
-/// lives of one node) may apply different commands at one index (`AppliedLedger`).
+/// history, and every node must catch up with the leader. The history must be linearizable
+/// (`Linearizability`): so every write acknowledged before the power loss is still there.
+/// Throughout, no two nodes (nor two lives of one node) may apply different commands at one
+/// index (`AppliedLedger`).
 ///
 /// The same seed and options give the same run, bit for bit (`NodeSimulationResult.digest`).
 public final class NodeSimulator<Store: SimulatedKeyValueStore> {

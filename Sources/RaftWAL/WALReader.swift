@@ -123,9 +123,7 @@ public struct WALReader {
                 }
                 // Sectors of an interrupted write landed after one that did not: a torn
                 // tail, to be zeroed by the repair so that it can never be read as records.
-                try refuseIfRecordsFollow(start, "a zero length field")
-                end = .torn(segment: segmentName, offset: Int64(start), reason: "a zero length field with the rest of an interrupted write after it")
-                return nil
+                return try tornTail(at: start, "a zero length field", reason: "a zero length field with the rest of an interrupted write after it")
             }
             return finishSegment(at: start)
         }
@@ -136,9 +134,7 @@ public struct WALReader {
             // of the file (its padding flag, in the top byte, was never written): a torn tail.
             let reason = "malformed length field 0x\(String(field, radix: 16))"
             if isLastSegment, tornInsideLengthField(at: start) {
-                try refuseIfRecordsFollow(start, reason)
-                end = .torn(segment: segmentName, offset: Int64(start), reason: "\(reason), with only zeros after its first bytes")
-                return nil
+                return try tornTail(at: start, reason, reason: "\(reason), with only zeros after its first bytes")
             }
             throw corrupt(start, reason)
         }
@@ -241,11 +237,17 @@ public struct WALReader {
     /// in the last segment, corruption otherwise.
     private mutating func failure(at start: Int, length: Int, padding: Int, _ reason: String) throws(WALError) -> WALRecordInfo? {
         if isLastSegment && looksTorn(at: start, length: length, padding: padding) {
-            try refuseIfRecordsFollow(start, reason)
-            end = .torn(segment: segmentName, offset: Int64(start), reason: reason)
-            return nil
+            return try tornTail(at: start, reason, reason: reason)
         }
         throw corrupt(start, reason)
+    }
+
+    /// The WAL ends in a torn write at `start` (`damage` says what is wrong there, `reason`
+    /// is what `end` records), unless intact records follow it.
+    private mutating func tornTail(at start: Int, _ damage: String, reason: String) throws(WALError) -> WALRecordInfo? {
+        try refuseIfRecordsFollow(start, damage)
+        end = .torn(segment: segmentName, offset: Int64(start), reason: reason)
+        return nil
     }
 
     /// A torn write ends the log; intact records after it mean it was not the end. They can

@@ -11,11 +11,11 @@ import Testing
     static let directory = "/data/wal"
 
     /// A WAL with `saves` synced saves, open for appending.
-    func prepared(saves: Int, segmentSize: Int64, seed: UInt64 = 9, entrySize: Int = 100) throws -> (SimulatedFileSystem, WAL, Workload) {
+    func prepared(saves: Int, segmentSize: Int64, seed: UInt64 = 9) throws -> (SimulatedFileSystem, WAL, Workload) {
         let fs = SimulatedFileSystem()
         try fs.makeDirectory("/data")
         let wal = try WAL.create(directory: Self.directory, metadata: [7], fileSystem: fs, segmentSize: segmentSize)
-        var workload = Workload(seed: seed, entrySize: entrySize)
+        var workload = Workload(seed: seed, entrySize: 100)
         for _ in 0..<saves {
             let (state, batch) = workload.next()
             try wal.save(hardState: state, entries: batch)
@@ -33,12 +33,12 @@ import Testing
     /// recovery keeps every synced entry, at most a prefix of the torn batch, and appends
     /// after the repair read back.
     @Test(arguments: [
-        ("mid-segment", Int64(64 * 1024), "", 100),
-        ("the save that cuts", Int64(1024), "", 100),
-        ("the new segment's header", Int64(1024), "segment.wal.tmp", 100),
+        ("mid-segment", Int64(64 * 1024), ""),
+        ("the save that cuts", Int64(1024), ""),
+        ("the new segment's header", Int64(1024), "segment.wal.tmp"),
     ])
-    func tornLastWriteAtEveryOffset(_ label: String, _ segmentSize: Int64, _ failingFile: String, _ entrySize: Int) throws {
-        let (base, baseWAL, baseWorkload) = try prepared(saves: 12, segmentSize: segmentSize, entrySize: entrySize)
+    func tornLastWriteAtEveryOffset(_ label: String, _ segmentSize: Int64, _ failingFile: String) throws {
+        let (base, baseWAL, baseWorkload) = try prepared(saves: 12, segmentSize: segmentSize)
         _ = baseWAL
         var probeWorkload = baseWorkload
         let (finalState, finalBatch) = probeWorkload.next()
