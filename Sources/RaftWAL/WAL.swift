@@ -248,10 +248,16 @@ public final class WAL {
             if case .torn = end, size > end.offset {
                 try fileSystem.truncate(file, to: end.offset)
                 try fileSystem.preallocate(file, size: max(size, segmentSize))
-                try fileSystem.fsync(file)
             } else if end.offset == 0 && size == 0 {
                 try fileSystem.preallocate(file, size: segmentSize)
             }
+            // What was just read must be durable before the node acts on it: the records read
+            // may be writes whose fdatasync failed (the process stopped, the page cache kept
+            // them), and a node that acknowledges entries it only found in the page cache, or
+            // trusts a commit index no sync confirmed, loses them to a later power loss while
+            // the leader counts them. So the tail is synced now (`syncedOffset` says so); the
+            // directory, and so the tail's name, is synced next by `prepareNextSegment`.
+            try fileSystem.fsync(file)
             return Tail(file: file, name: name, offset: end.offset, syncedOffset: end.offset)
         } catch {
             fileSystem.close(file)

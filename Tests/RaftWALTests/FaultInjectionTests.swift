@@ -298,6 +298,38 @@ import Testing
         #expect(entries == workload.model.entries && recoveredState == workload.model.hardState)
     }
 
+    /// A failed fdatasync, then a restart of the process (not of the machine): the page cache
+    /// still holds the batch the sync did not confirm, so the restart reads it. What a restart
+    /// reads it acts on (a follower acknowledges entries it finds in its log without writing
+    /// them again), so it must be durable once the WAL is open: a power loss at once keeps it.
+    /// Before the WAL synced the tail it opened, the node simulator's seed 1575 lost entries a
+    /// follower had acknowledged so, with the commit index that covered them, and the follower
+    /// never caught up again.
+    @Test func whatARestartReadsAfterAFailedSyncIsDurable() throws {
+        let segmentSize: Int64 = 64 * 1024
+        let (fs, wal, workload) = try prepared(saves: 3, segmentSize: segmentSize)
+        var more = workload
+        let (failedState, failedBatch) = more.next()
+        fs.failNext(.fdatasync)
+        #expect(throws: WALError.self) { try wal.save(hardState: failedState, entries: failedBatch) }
+        // The process stops and starts again: what was written is still in the files, and
+        // still not durable (a crash of the simulated disk would make it so).
+        try? wal.close()
+        let (readState, readEntries, reopened) = try recover(fs, segmentSize: segmentSize)
+        #expect(readState == more.model.hardState && readEntries == more.model.entries)
+        // Power lost at once: what the restart read is kept.
+        let atOnce = fs.clone()
+        atOnce.crash(.dropUnsynced)
+        let (stateAtOnce, entriesAtOnce, _) = try recover(atOnce, segmentSize: segmentSize)
+        #expect(stateAtOnce == readState && entriesAtOnce == readEntries, "power lost at once")
+        // The restarted node goes on: one more batch, written and synced, then power lost.
+        let (state, batch) = more.next()
+        try reopened.save(hardState: state, entries: batch)
+        fs.crash(.dropUnsynced)
+        let (afterPowerLoss, entries, _) = try recover(fs, segmentSize: segmentSize)
+        #expect(afterPowerLoss == more.model.hardState && entries == more.model.entries)
+    }
+
     /// A failed rename or directory fsync while cutting a segment: the save fails, the WAL is
     /// unusable, and after a crash everything synced is there.
     @Test(arguments: [SimulatedFileSystem.Operation.rename, .syncDirectory, .truncate, .preallocate, .write])
