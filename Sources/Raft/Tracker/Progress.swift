@@ -119,8 +119,13 @@ public struct Progress: Sendable, Hashable {
             next = match + 1
             return true
         }
-        // In probe, only the answer to the one outstanding probe counts.
-        if next - 1 != rejected { return false }
+        // In probe, only the answer to the one outstanding probe counts; and not one at or
+        // below match, which could not move `next` (its floor is match + 1) and would only send
+        // the same probe again. That is a late duplicate, or a follower that lost entries it
+        // acknowledged (a disk that lies about fsync): answering it at once, as etcd does, makes
+        // the two trade the same rejection and probe as fast as the network carries them. The
+        // probe stays paused until the next heartbeat response, which probes again.
+        if next - 1 != rejected || rejected <= match { return false }
         // Never below match + 1: entries up to match are known to be on the follower, whatever a
         // (stale or forged) hint says (etcd 3.6 has the same floor).
         next = Swift.max(Swift.min(rejected, matchHint + 1), match + 1)
