@@ -81,6 +81,8 @@ extension NodeSimulator {
         case (.readIndex(let operation), _), (.readApplied(let operation), _):
             // A read that failed took no effect: it leaves the history (unanswered).
             finish(operation)
+        case (.membership(let change), .done(let result)):
+            membershipAnswered(change, result, on: node)
         default:
             fail("request \(requestID) on n\(node.id) was answered with \(outcome), which is not what it asked")
         }
@@ -109,6 +111,8 @@ extension NodeSimulator {
             finish(operation)
         case .readIndex(let operation), .readApplied(let operation):
             finish(operation)
+        case .membership:
+            membershipInFlight = nil
         }
     }
 
@@ -147,9 +151,11 @@ extension NodeSimulator {
         }
     }
 
-    /// After recovery and the final reads, with the network whole: every node applies what the
-    /// leader has committed within a second (a follower whose log went back behind what it
-    /// acknowledged, and a leader that trusts the acknowledgement, would leave it stuck).
+    /// After recovery and the final reads, with the network whole: every member applies what
+    /// the leader has committed within a second (a follower whose log went back behind what it
+    /// acknowledged, and a leader that trusts the acknowledgement, would leave it stuck). The
+    /// members are those of the leader's configuration that are in service: a spare whose
+    /// addition never applied is no member.
     func checkEveryNodeCaughtUp() {
         let deadline = now + 1_000_000_000
         while true {
@@ -157,7 +163,10 @@ extension NodeSimulator {
                 fail("no leader while the followers catch up")
                 return
             }
-            let behind = nodes.keys.sorted().filter { (nodes[$0]!.instance?.applied ?? 0) < target }
+            let members = nodes[leader]!.instance.map { Self.members($0.confState) } ?? []
+            let behind = nodes.keys.sorted().filter {
+                members.contains($0) && nodes[$0]!.inService && (nodes[$0]!.instance?.applied ?? 0) < target
+            }
             if behind.isEmpty { return }
             guard now < deadline else {
                 fail(behind.map { "n\($0) applied \(nodes[$0]!.instance.map { "\($0.applied)" } ?? "nothing (it is down)")" }

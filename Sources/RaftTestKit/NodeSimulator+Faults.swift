@@ -2,7 +2,11 @@ import Raft
 
 /// What a `NodeSimulator` run looks like.
 public struct NodeSimulationOptions: Sendable, Hashable, CustomStringConvertible {
+    /// The first members (voters from the start).
     public var nodeCount = 3
+    /// Nodes that start only when an operator adds them (with `.membershipChanges`): they join
+    /// empty, as learners, are promoted to voters, and voters are removed down to `nodeCount`.
+    public var spareNodes = 2
     public var clientCount = 4
     public var keyCount = 3
     public var operationsPerClient = 40
@@ -19,7 +23,7 @@ public struct NodeSimulationOptions: Sendable, Hashable, CustomStringConvertible
     public init() {}
 
     public var description: String {
-        "\(nodeCount) nodes, \(clientCount) clients × \(operationsPerClient) operations on \(keyCount) keys, "
+        "\(nodeCount) nodes (\(spareNodes) spare), \(clientCount) clients × \(operationsPerClient) operations on \(keyCount) keys, "
             + "\(duration / 1_000_000) ms of faults \(faults)" + (plantedBugs.isEmpty ? "" : ", planted bugs \(plantedBugs)")
     }
 }
@@ -42,13 +46,17 @@ public struct NodeSimulationFaults: OptionSet, Sendable, Hashable, CustomStringC
     public static let powerLoss = NodeSimulationFaults(rawValue: 1 << 6)
     public static let fsyncErrors = NodeSimulationFaults(rawValue: 1 << 7)
     public static let slowDisks = NodeSimulationFaults(rawValue: 1 << 8)
+    /// An operator changes the membership through the leader, one change at a time: a spare
+    /// joins as a learner, a learner is promoted, a voter is removed (and decommissioned).
+    public static let membershipChanges = NodeSimulationFaults(rawValue: 1 << 9)
 
     public static let all: NodeSimulationFaults = [
         .drops, .delays, .duplicates, .partitions, .oneWayCuts, .crashes, .powerLoss, .fsyncErrors, .slowDisks,
+        .membershipChanges,
     ]
 
     public var description: String {
-        let names = ["drops", "delays", "duplicates", "partitions", "one-way cuts", "crashes", "power loss", "fsync errors", "slow disks"]
+        let names = ["drops", "delays", "duplicates", "partitions", "one-way cuts", "crashes", "power loss", "fsync errors", "slow disks", "membership changes"]
         return "[" + names.indices.filter { rawValue & (1 << $0) != 0 }.map { names[$0] }.joined(separator: ", ") + "]"
     }
 }
@@ -77,6 +85,8 @@ public struct NodeSimulationStats: Sendable, Hashable, CustomStringConvertible {
     public var restarts = 0
     public var nodeFailures = 0
     public var snapshots = 0
+    /// Membership changes the leader applied and answered (an unanswered one may still apply).
+    public var membershipChanges = 0
     public var acknowledgedWrites = 0
     public var readsAnswered = 0
     public var operations = 0
@@ -87,13 +97,15 @@ public struct NodeSimulationStats: Sendable, Hashable, CustomStringConvertible {
         "\(operations) operations (\(acknowledgedWrites) writes acknowledged, \(readsAnswered) reads answered), "
             + "\(delivered) of \(sent) messages delivered (\(dropped) dropped, \(duplicated) duplicated), "
             + "\(partitions) partitions, \(cuts) one-way cuts, \(crashes) crashes, \(powerLosses) power losses, "
-            + "\(restarts) restarts, \(nodeFailures) nodes stopped by an error, \(snapshots) snapshots"
+            + "\(restarts) restarts, \(nodeFailures) nodes stopped by an error, \(snapshots) snapshots, "
+            + "\(membershipChanges) membership changes"
     }
 
     public mutating func add(_ other: NodeSimulationStats) {
         sent += other.sent; delivered += other.delivered; dropped += other.dropped; duplicated += other.duplicated
         partitions += other.partitions; cuts += other.cuts; crashes += other.crashes; powerLosses += other.powerLosses
         restarts += other.restarts; nodeFailures += other.nodeFailures; snapshots += other.snapshots
+        membershipChanges += other.membershipChanges
         acknowledgedWrites += other.acknowledgedWrites; readsAnswered += other.readsAnswered; operations += other.operations
     }
 }

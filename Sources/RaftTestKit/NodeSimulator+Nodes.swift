@@ -21,10 +21,23 @@ final class SimulatedNode<Store: SimulatedKeyValueStore> {
     var diskBusy = false
     /// The client requests this life of the node owes an answer, by request id.
     var requests: [UInt64: PendingRequest] = [:]
+    /// A spare starts only once the operator adds it (`joined`), empty, to join the cluster.
+    let isSpare: Bool
+    var joined = false
+    /// Removed from the cluster and decommissioned: it never starts again (raft ids are never
+    /// reused).
+    var removed = false
+    /// It has seen itself a member (in the configuration it applied).
+    var wasMember = false
 
-    init(id: UInt64, retention: Int) {
+    /// Whether the node runs at all (when it is not down): a first member or a joined spare,
+    /// not removed.
+    var inService: Bool { !removed && (!isSpare || joined) }
+
+    init(id: UInt64, retention: Int, isSpare: Bool) {
         self.id = id
         self.retention = retention
+        self.isSpare = isSpare
     }
 }
 
@@ -40,25 +53,46 @@ enum PendingRequest {
     /// A get waiting for its read index, then for the node to apply it.
     case readIndex(operation: Int)
     case readApplied(operation: Int)
+    /// The operator's membership change.
+    case membership(MembershipChange)
+}
+
+/// A membership change the operator asked of the leader.
+struct MembershipChange: CustomStringConvertible {
+    var type: ConfChangeType
+    var member: UInt64
+
+    var description: String {
+        switch type {
+        case .addLearnerNode: "add n\(member) as a learner"
+        case .addNode: "make n\(member) a voter"
+        case .removeNode: "remove n\(member)"
+        case .updateNode: "update n\(member)"
+        }
+    }
 }
 
 extension NodeSimulator {
     // MARK: - Starting and stopping nodes
 
     func configuration(for id: UInt64) -> FlotillaConfiguration {
+        // The first members bootstrap the cluster; a spare joins it, told where they are.
         let peers = Dictionary(uniqueKeysWithValues: (1...UInt64(options.nodeCount)).filter { $0 != id }.map {
-            ($0, TransportAddress(host: "10.0.0.\($0)", port: 2380))
+            ($0, Self.address(of: $0))
         })
         return FlotillaConfiguration(
-            nodeID: id, clusterID: Self.clusterID, peers: peers, listenAddress: TransportAddress(host: "10.0.0.\(id)", port: 2380),
-            dataDirectory: Self.directory, tickInterval: .nanoseconds(Int64(options.tickInterval)), electionTicks: 10,
+            nodeID: id, clusterID: Self.clusterID, peers: peers, listenAddress: Self.address(of: id),
+            dataDirectory: Self.directory, bootstrap: nodes[id]!.isSpare ? .join : .newCluster, tickInterval: .nanoseconds(Int64(options.tickInterval)), electionTicks: 10,
             heartbeatTicks: 1, snapshotInterval: options.snapshotInterval, entriesKeptAfterCompaction: options.snapshotInterval / 2,
             requestTimeout: .seconds(2), raftOptions: RaftOptions(maxSizePerMsg: 4096), fileSystem: nodes[id]!.fileSystem)
     }
 
-    /// Starts node `id` from its disk (bootstrapping the cluster the first time).
+    static func address(of id: UInt64) -> TransportAddress { TransportAddress(host: "10.0.0.\(id)", port: 2380) }
+
+    /// Starts node `id` from its disk (bootstrapping the cluster, or joining it, the first
+    /// time), if it is in service and down.
     func boot(_ id: UInt64) {
-        guard let node = nodes[id], node.instance == nil else { return }
+        guard let node = nodes[id], node.inService, node.instance == nil else { return }
         let configuration = configuration(for: id)
         let logger = Logger(label: "flotilla.sim", factory: { _ in SwiftLogNoOpLogHandler() })
         do {

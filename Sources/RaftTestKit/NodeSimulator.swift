@@ -19,7 +19,9 @@ public protocol SimulatedKeyValueStore: StateMachine {
 /// and so reordering, duplicates, partitions, one-way cuts), simulated disks (each node's
 /// `SimulatedFileSystem`: torn writes, power loss that drops what was not synced, fsync errors,
 /// slow syncs) and a simulated clock, all drawn from one seed. Clients put, get (linearizable
-/// reads, through ReadIndex) and delete; nodes crash and restart from their disks.
+/// reads, through ReadIndex) and delete; nodes crash and restart from their disks; an operator
+/// changes the membership through the leader (spares join as learners and are promoted, voters
+/// are removed, the leader among them, and shut down for good).
 ///
 /// After the faulty phase: everything heals, every node loses power at once and restarts from
 /// what its disk kept, the cluster must elect a leader, a final read of every key joins the
@@ -54,6 +56,8 @@ public final class NodeSimulator<Store: SimulatedKeyValueStore> {
     /// Armed: the next acknowledged write ends `runUntil` (the final power loss strikes then).
     var strikeAtNextAcknowledgement = false
     var struck = false
+    /// The operator's membership change under way (one at a time).
+    var membershipInFlight: MembershipChange?
 
     static var clusterID: UInt64 { 0xF10_7111A }
     static var directory: String { "/node" }
@@ -63,13 +67,17 @@ public final class NodeSimulator<Store: SimulatedKeyValueStore> {
         self.options = options
         self.log = log
         rng = TestRandom(seed: seed)
-        let ids = (1...UInt64(options.nodeCount)).map { $0 }
-        for id in ids { nodes[id] = SimulatedNode(id: id, retention: [1, 2, 5][Int(rng.below(3))]) }
+        let spares = options.faults.contains(.membershipChanges) ? options.spareNodes : 0
+        let ids = (1...UInt64(options.nodeCount + spares)).map { $0 }
+        for id in ids {
+            nodes[id] = SimulatedNode(id: id, retention: [1, 2, 5][Int(rng.below(3))], isSpare: id > UInt64(options.nodeCount))
+        }
         for id in ids { boot(id) }
         for id in ids { schedule(after: tickJitter(), .tick(id)) }
         clients = (0..<options.clientCount).map { SimulatedClient(id: $0) }
         for client in clients { schedule(after: rng.below(20_000_000), .clientNext(client.id)) }
         schedule(after: faultGap(), .fault)
+        if spares > 0 { schedule(after: operatorGap(), .membership) }
     }
 
     /// Runs `seed` with `options`: the faulty phase, the power loss of every node, recovery,
@@ -182,6 +190,12 @@ public final class NodeSimulator<Store: SimulatedKeyValueStore> {
         case .restart(let id):
             guard faultsOn, nodes[id]?.instance == nil else { return }
             boot(id)
+        case .membership:
+            guard faultsOn else { return }
+            operatorStep()
+            schedule(after: operatorGap(), .membership)
+        case .decommission(let id):
+            decommission(id, because: "the operator removed it")
         }
     }
 
@@ -225,6 +239,8 @@ public final class NodeSimulator<Store: SimulatedKeyValueStore> {
     func tickJitter() -> UInt64 { rng.below(options.tickInterval) }
 
     func faultGap() -> UInt64 { 50_000_000 + rng.below(250_000_000) }
+
+    func operatorGap() -> UInt64 { 80_000_000 + rng.below(170_000_000) }
 }
 
 func format3(_ value: UInt64) -> String {
@@ -242,6 +258,10 @@ enum SimEvent {
     case clientNext(Int)
     case fault
     case restart(UInt64)
+    /// The operator's next look at the membership.
+    case membership
+    /// The operator shuts down a node it removed.
+    case decommission(UInt64)
 }
 
 /// Events by time, then by the order they were scheduled in (so that a run is reproducible).

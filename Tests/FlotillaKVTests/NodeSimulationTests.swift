@@ -42,6 +42,7 @@ extension KeyValueStore: SimulatedKeyValueStore {
         #expect(total.acknowledgedWrites > 0 && total.readsAnswered > 0)
         #expect(total.crashes > 0 && total.restarts > 0 && total.powerLosses >= range.count)
         #expect(total.partitions + total.cuts > 0)
+        #expect(total.membershipChanges > 0)
     }
 
     @Test func sameSeedSameRun() async {
