@@ -61,6 +61,12 @@ public struct FlotillaConfiguration: Sendable {
     /// The file system under the data directory: the real one (`POSIXFileSystem`) by default; a
     /// simulated one in tests (torn writes, lost syncs, fsync errors).
     public var fileSystem: any WALFileSystem
+    /// Makes the peer transport, given where to deliver what it receives; nil (the default):
+    /// a `RaftTransport` on `listenAddress`, with `peerTLS` and `maxFrameSize`, on the node's
+    /// event loop group.
+    public var transport: (@Sendable (TransportDelivery) -> any PeerTransport)?
+    /// The clock of the node's ticks and deadlines: the system's by default.
+    public var clock: any NodeClock
 
     public init(
         nodeID: UInt64,
@@ -81,7 +87,9 @@ public struct FlotillaConfiguration: Sendable {
         maxFrameSize: Int = 4 << 20,
         maxQueuedWrites: Int = 16_384,
         peerTLS: PeerTLS? = nil,
-        fileSystem: any WALFileSystem = POSIXFileSystem()
+        fileSystem: any WALFileSystem = POSIXFileSystem(),
+        transport: (@Sendable (TransportDelivery) -> any PeerTransport)? = nil,
+        clock: any NodeClock = SystemNodeClock()
     ) {
         self.nodeID = nodeID
         self.clusterID = clusterID
@@ -102,6 +110,8 @@ public struct FlotillaConfiguration: Sendable {
         self.maxQueuedWrites = maxQueuedWrites
         self.peerTLS = peerTLS
         self.fileSystem = fileSystem
+        self.transport = transport
+        self.clock = clock
     }
 }
 

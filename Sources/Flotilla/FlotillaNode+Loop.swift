@@ -35,7 +35,7 @@ extension FlotillaNode {
         for await input in inputs {
             guard case .running = lifecycle else { break }
             do {
-                let now = ContinuousClock.now
+                let now = clock.now
                 try take(input, now: now)
                 try instance.drive(now: now)
                 perform(instance.takeActions())

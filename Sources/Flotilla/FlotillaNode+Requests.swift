@@ -16,7 +16,7 @@ extension FlotillaNode {
         if let tooLarge = proposalSizeError(command) { throw tooLarge }
         metrics.proposals.increment()
         do {
-            let deadline = ContinuousClock.now + configuration.requestTimeout
+            let deadline = clock.now + configuration.requestTimeout
             try await waitForLeader(until: deadline)
             let id = instance.ids.make()
             return try await park(id, as: { .write($0) }) {
@@ -39,7 +39,7 @@ extension FlotillaNode {
     /// Throws `.noLeader`, `.timeout`, `.cancelled`, `.stopped`, or what `body` throws.
     public func read<T: Sendable>(_ body: @Sendable (Machine) throws -> T) async throws -> T {
         try checkRunning()
-        let deadline = ContinuousClock.now + configuration.requestTimeout
+        let deadline = clock.now + configuration.requestTimeout
         try await waitForLeader(until: deadline)
         let id = instance.ids.make()
         let index: UInt64 = try await park(id, as: { .readIndex($0) }) {
@@ -48,7 +48,7 @@ extension FlotillaNode {
             wake()
         }
         if instance.applied < index {
-            try await waitUntilApplied(index, timeout: deadline - ContinuousClock.now)
+            try await waitUntilApplied(index, timeout: deadline - clock.now)
         }
         try checkRunning()
         return try body(instance.machine)
@@ -60,7 +60,7 @@ extension FlotillaNode {
         try checkRunning()
         guard instance.applied < index else { return }
         let id = instance.ids.make()
-        let deadline = ContinuousClock.now + timeout
+        let deadline = clock.now + timeout
         try await park(id, as: { .done($0) }) {
             instance.waitUntilApplied(index, id: id, deadline: deadline)
         }
@@ -95,7 +95,7 @@ extension FlotillaNode {
     private func changeMembership(_ type: ConfChangeType, nodeID member: UInt64, address: TransportAddress?) async throws(FlotillaError) {
         try checkRunning()
         guard member != 0 else { throw .invalidMembershipChange("member id 0 means \"none\"") }
-        let deadline = ContinuousClock.now + configuration.requestTimeout
+        let deadline = clock.now + configuration.requestTimeout
         try await waitForLeader(until: deadline)
         let id = instance.ids.make()
         try await park(id, as: { .done($0) }) {
@@ -110,7 +110,7 @@ extension FlotillaNode {
     /// `target` lead. Throws `.timeout` if it did not happen within `requestTimeout`.
     public func transferLeadership(to target: UInt64) async throws(FlotillaError) {
         try checkRunning()
-        let deadline = ContinuousClock.now + configuration.requestTimeout
+        let deadline = clock.now + configuration.requestTimeout
         try await waitForLeader(until: deadline)
         if instance.leader == target { return }
         let id = instance.ids.make()
@@ -124,7 +124,7 @@ extension FlotillaNode {
     @discardableResult
     public func waitForLeader(timeout: Duration) async throws(FlotillaError) -> UInt64 {
         try checkRunning()
-        try await waitForLeader(until: ContinuousClock.now + timeout, leaderWait: timeout)
+        try await waitForLeader(until: clock.now + timeout, leaderWait: timeout)
         return instance.leader
     }
 
@@ -147,7 +147,7 @@ extension FlotillaNode {
     private func waitForLeader(until deadline: ContinuousClock.Instant, leaderWait: Duration? = nil) async throws(FlotillaError) {
         if instance.leader != 0 { return }
         let id = instance.ids.make()
-        let limit = min(deadline, ContinuousClock.now + (leaderWait ?? configuration.leaderWait))
+        let limit = min(deadline, clock.now + (leaderWait ?? configuration.leaderWait))
         _ = try await park(id, as: { .leader($0) }) {
             instance.waitForLeader(0, id: id, deadline: limit, expiry: .noLeader)
         }

@@ -45,7 +45,9 @@ public actor FlotillaNode<Machine: StateMachine> {
     /// Everything the node decides.
     var instance: NodeInstance<Machine>
     let storage: DiskStorage
-    let transport: RaftTransport
+    let transport: any PeerTransport
+    /// `configuration.clock`: the ticks and every deadline go by it.
+    nonisolated var clock: any NodeClock { configuration.clock }
     /// WAL saves and snapshot writes, in order, off the actor.
     let disk: SerialThread
     /// Snapshot encoding, so that a big one does not hold up the WAL.
@@ -112,14 +114,14 @@ public actor FlotillaNode<Machine: StateMachine> {
         let (stream, inputs) = AsyncStream.makeStream(of: LoopInput.self)
         self.inputs = inputs
         inputStream = stream
-        transport = RaftTransport(
+        let delivery = TransportDelivery(
+            message: { inputs.yield(.message($0)) }, event: { inputs.yield(.transport($0)) },
+            refused: { [metrics] in metrics.refusedByTransport[$0.reason]?.increment() })
+        transport = configuration.transport?(delivery) ?? RaftTransport(
             configuration: RaftTransportConfiguration(
                 clusterID: configuration.clusterID, localID: id, listenAddress: configuration.listenAddress,
                 maxFrameSize: configuration.maxFrameSize, tls: configuration.peerTLS),
-            eventLoopGroup: eventLoopGroup, logger: logger,
-            delivery: TransportDelivery(
-                message: { inputs.yield(.message($0)) }, event: { inputs.yield(.transport($0)) },
-                refused: { [metrics] in metrics.refusedByTransport[$0.reason]?.increment() }))
+            eventLoopGroup: eventLoopGroup, logger: logger, delivery: delivery)
     }
 
     // MARK: Starting and stopping
@@ -151,10 +153,14 @@ public actor FlotillaNode<Machine: StateMachine> {
         inputStream = nil
         let interval = configuration.tickInterval
         let inputs = inputs
+        let clock = clock
         helperTasks = [
             Task {
+                // Ticks on a grid from the start: a late wake-up does not push the next ones.
+                var next = clock.now + interval
                 while !Task.isCancelled {
-                    do { try await Task.sleep(for: interval) } catch { return }
+                    do { try await clock.sleep(until: next) } catch { return }
+                    next = max(next + interval, clock.now)
                     inputs.yield(.tick)
                 }
             }
@@ -230,7 +236,7 @@ public actor FlotillaNode<Machine: StateMachine> {
             nodeID: nodeID, leaderID: raft.lead, role: raft.raftState, term: raft.hardState.term,
             commitIndex: raft.hardState.commit, appliedIndex: instance.applied, snapshotIndex: instance.snapshotIndex,
             voters: instance.confState.voters.sorted(), learners: instance.confState.learners.sorted(),
-            isRunning: { if case .running = lifecycle { return true } else { return false } }())
+            writesInFlight: instance.writesInFlight, isRunning: { if case .running = lifecycle { return true } else { return false } }())
     }
 }
 
@@ -278,5 +284,8 @@ public struct FlotillaStatus: Sendable, Hashable {
     public var snapshotIndex: UInt64
     public var voters: [UInt64]
     public var learners: [UInt64]
+    /// Readies handed to the disk thread and not yet reported written (what this node has
+    /// promised nobody yet: its acknowledgements and votes wait for them).
+    public var writesInFlight: Int
     public var isRunning: Bool
 }
