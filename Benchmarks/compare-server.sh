@@ -11,7 +11,9 @@
 #   Benchmarks/compare-server.sh [ROUNDS] [SECONDS]               # default 3 rounds of 10 s
 #
 # ANCHORS overrides where etcd_cluster.sh and the wrk scripts live; CONNECTIONS (default
-# "64 1") the connection counts.
+# "64 1") the connection counts. Each round also drives etcd through its native gRPC client
+# (`ETCD_LOAD=grpc etcd_cluster.sh`: clientv3, the better of etcd's two paths); ETCD_GRPC=0
+# leaves that row out.
 #
 # BEFORE=/path/to/an/older/flotilla adds rows for that binary beside this one's, same load,
 # interleaved (the plaintext "no slower than before" check of a change).
@@ -122,6 +124,11 @@ for round in $(seq "$rounds"); do
         fi
         printf "round %d  %3d conns  etcd 3.4 wrk     " "$round" "$c"
         "$anchors/etcd_cluster.sh" "$c" "$seconds" 2>&1 | summarize
+        if [ "${ETCD_GRPC:-1}" = 1 ]; then
+            # etcd's better path: its native gRPC client (clientv3), no JSON gateway.
+            printf "round %d  %3d conns  etcd 3.4 gRPC    " "$round" "$c"
+            ETCD_LOAD=grpc "$anchors/etcd_cluster.sh" "$c" "$seconds" 2>&1 | summarize
+        fi
         printf "round %d  %3d conns  etcd 3.4 bench   " "$round" "$c"
         API=etcd with_etcd flotilla_bench "$c"
         printf "round %d  %3d conns  flotilla wrk     " "$round" "$c"
