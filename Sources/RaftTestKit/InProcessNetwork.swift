@@ -4,13 +4,12 @@ import RaftNIO
 import Synchronization
 
 /// Peer transports between `FlotillaNode`s of one process, without sockets: a message sent is
-/// handed to its receiver's delivery at once, unless the link is cut (`cut(_:_:)`), the
-/// receiver is not started, or it was removed. What `FlotillaConfiguration.transport` takes:
+/// handed to its receiver's delivery at once, unless the receiver is not started (or was shut
+/// down). What `FlotillaConfiguration.transport` takes:
 /// `{ network.transport(for: id, delivery: $0) }`.
 public final class InProcessNetwork: Sendable {
     struct State {
         var deliveries: [UInt64: TransportDelivery] = [:]
-        var cuts: Set<[UInt64]> = []
         var delivered = 0
     }
 
@@ -22,23 +21,6 @@ public final class InProcessNetwork: Sendable {
         InProcessTransport(network: self, id: id, delivery: delivery)
     }
 
-    /// Messages from `a` to `b` are lost from now on (`heal()` brings them back).
-    public func cut(_ a: UInt64, _ b: UInt64) {
-        state.withLock { _ = $0.cuts.insert([a, b]) }
-    }
-
-    /// Cuts every link to and from `id`.
-    public func isolate(_ id: UInt64, from others: [UInt64]) {
-        for other in others where other != id {
-            cut(id, other)
-            cut(other, id)
-        }
-    }
-
-    public func heal() {
-        state.withLock { $0.cuts.removeAll() }
-    }
-
     /// Messages handed to a receiver so far.
     public var delivered: Int { state.withLock { $0.delivered } }
 
@@ -46,10 +28,10 @@ public final class InProcessNetwork: Sendable {
         state.withLock { $0.deliveries[id] = delivery }
     }
 
-    func send(_ messages: [Message], from id: UInt64) {
+    func send(_ messages: [Message]) {
         for message in messages {
             let delivery: TransportDelivery? = state.withLock { state in
-                guard !state.cuts.contains([id, message.to]), let delivery = state.deliveries[message.to] else { return nil }
+                guard let delivery = state.deliveries[message.to] else { return nil }
                 state.delivered += 1
                 return delivery
             }
@@ -75,7 +57,7 @@ final class InProcessTransport: PeerTransport {
         return 0
     }
 
-    func send(_ messages: [Message]) { network.send(messages, from: id) }
+    func send(_ messages: [Message]) { network.send(messages) }
     // Every node of the network is reachable by its id: addresses play no part.
     func addPeer(id: UInt64, address: TransportAddress) {}
     func updatePeer(id: UInt64, address: TransportAddress) {}

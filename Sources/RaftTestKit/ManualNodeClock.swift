@@ -26,9 +26,6 @@ public final class ManualNodeClock: NodeClock {
 
     public var now: ContinuousClock.Instant { state.withLock { $0.now } }
 
-    /// Tasks asleep on this clock now.
-    public var sleepers: Int { state.withLock { $0.sleepers.count } }
-
     public func sleep(until deadline: ContinuousClock.Instant) async throws {
         let id = state.withLock { state in
             state.nextID += 1

@@ -159,11 +159,12 @@ extension NodeSimulator {
     func checkEveryNodeCaughtUp() {
         let deadline = now + 1_000_000_000
         while true {
-            guard let leader = currentLeader(), let target = nodes[leader]?.instance?.committed else {
+            guard let leader = currentLeader(), let instance = nodes[leader]?.instance else {
                 fail("no leader while the followers catch up")
                 return
             }
-            let members = nodes[leader]!.instance.map { Self.members($0.confState) } ?? []
+            let target = instance.committed
+            let members = Self.members(instance.confState)
             let behind = nodes.keys.sorted().filter {
                 members.contains($0) && nodes[$0]!.inService && (nodes[$0]!.instance?.applied ?? 0) < target
             }
