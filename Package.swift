@@ -162,6 +162,7 @@ let package = Package(
                 "Flotilla",
                 "Raft",
                 "RaftNIO",
+                "RaftTestKit",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
