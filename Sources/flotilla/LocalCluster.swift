@@ -1,7 +1,15 @@
 import ArgumentParser
 import Dispatch
 import FlotillaCLI
+import NIOCore
+import NIOPosix
+import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -54,7 +62,7 @@ struct LocalCluster: AsyncParsableCommand {
     func httpPort(_ k: Int) -> Int { peerPort(k) + 1 }
 
     func run() async throws {
-        guard let executable = Bundle.main.executableURL else {
+        guard let executable = ChildProcess.currentExecutable() else {
             throw ValidationError("cannot find this executable's path")
         }
         let scheme = tls ? "https" : "http"
@@ -68,7 +76,8 @@ struct LocalCluster: AsyncParsableCommand {
         let certs = "\(dataDir)/certs"
         if tls { try makeCertificates(in: certs, output: output) }
 
-        var children: [(k: Int, process: Process)] = []
+        var children: [(k: Int, process: ChildProcess)] = []
+        var readers: [EventLoopFuture<Void>] = []
         for k in 1...nodes {
             var arguments = [
                 "serve", "--id", "\(k)", "--cluster", peers, "--port", "\(httpPort(k))",
@@ -84,35 +93,18 @@ struct LocalCluster: AsyncParsableCommand {
                     "--trusted-ca-file", "\(certs)/ca.pem", "--client-cert-auth",
                 ]
             }
-            let process = Process()
-            process.executableURL = executable
-            process.arguments = arguments
-            let out = Pipe()
-            let err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            process.standardInput = FileHandle.nullDevice
-            for pipe in [out, err] {
-                let splitter = LineSplitter(node: k, output: output)
-                pipe.fileHandleForReading.readabilityHandler = { handle in
-                    let data = handle.availableData
-                    if data.isEmpty {
-                        handle.readabilityHandler = nil
-                        splitter.finish()
-                    } else {
-                        splitter.feed(data)
-                    }
-                }
-            }
+            let process: ChildProcess
             do {
-                try process.run()
+                process = try ChildProcess.spawn(executable, arguments: arguments)
             } catch {
-                for (_, started) in children { kill(started.processIdentifier, SIGTERM) }
+                for (_, started) in children { started.send(SIGTERM) }
                 throw ValidationError("cannot start node \(k): \(error)")
             }
             children.append((k, process))
+            for fd in [process.stdout, process.stderr] {
+                readers.append(Self.forwardLines(from: fd, prefix: output.prefix(node: k), to: output))
+            }
         }
-
         // Handle SIGINT and SIGTERM ourselves (after starting the children: an ignored signal would stay ignored in them).
         let stop = StopFlag()
         var sources: [any DispatchSourceSignal] = []
@@ -127,7 +119,7 @@ struct LocalCluster: AsyncParsableCommand {
 
         var banner = "flotilla cluster: \(nodes) node(s), data in \(dataDir)/nodeK\(tls ? ", certificates in \(certs)" : "")\n"
         for (k, process) in children {
-            banner += "  n\(k): pid \(process.processIdentifier), client API \(scheme)://127.0.0.1:\(httpPort(k)), peer URL \(scheme)://127.0.0.1:\(peerPort(k))\n"
+            banner += "  n\(k): pid \(process.pid), client API \(scheme)://127.0.0.1:\(httpPort(k)), peer URL \(scheme)://127.0.0.1:\(peerPort(k))\n"
         }
         let curl = tls ? "curl --cacert \(certs)/ca.pem --cert \(certs)/client.pem --key \(certs)/client-key.pem" : "curl"
         banner += """
@@ -140,29 +132,34 @@ struct LocalCluster: AsyncParsableCommand {
         output.write(banner)
 
         var reported = Set<Int>()
-        while !stop.isSet {
-            for (k, process) in children where !process.isRunning && !reported.contains(k) {
+        var everyNodeExited = false
+        while !stop.isSet && !everyNodeExited {
+            for index in children.indices where !children[index].process.poll() && !reported.contains(children[index].k) {
+                let (k, process) = children[index]
                 reported.insert(k)
                 output.write("flotilla cluster: n\(k) exited (\(describe(process)))\n")
             }
-            if reported.count == children.count {
-                output.write("flotilla cluster: every node has exited\n")
-                throw ExitCode(1)
-            }
-            try? await Task.sleep(for: .milliseconds(100))
+            everyNodeExited = reported.count == children.count
+            if !everyNodeExited { try? await Task.sleep(for: .milliseconds(100)) }
+        }
+        if everyNodeExited {
+            await Self.drain(readers)
+            output.write("flotilla cluster: every node has exited\n")
+            throw ExitCode(1)
         }
 
         output.write("flotilla cluster: stopping every node (SIGTERM)\n")
-        for (_, process) in children where process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        for (_, process) in children { process.send(SIGTERM) }
         let deadline = ContinuousClock.now + .seconds(15)
-        while children.contains(where: { $0.process.isRunning }) && ContinuousClock.now < deadline {
+        while children.indices.contains(where: { children[$0].process.poll() }) && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }
-        for (k, process) in children where process.isRunning {
-            output.write("flotilla cluster: n\(k) did not stop in 15 s; killing it\n")
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        for index in children.indices where children[index].process.isRunning {
+            output.write("flotilla cluster: n\(children[index].k) did not stop in 15 s; killing it\n")
+            children[index].process.send(SIGKILL)
+            children[index].process.wait()
         }
+        await Self.drain(readers)
         for (k, process) in children where !reported.contains(k) {
             output.write("flotilla cluster: n\(k) stopped (\(describe(process)))\n")
         }
@@ -182,28 +179,59 @@ struct LocalCluster: AsyncParsableCommand {
         output.write("flotilla cluster: made a development CA and certificates in \(directory)\n")
     }
 
-    private func describe(_ process: Process) -> String {
-        process.terminationReason == .uncaughtSignal
-            ? "signal \(process.terminationStatus)" : "status \(process.terminationStatus)"
+    private func describe(_ process: ChildProcess) -> String {
+        process.termination.map { "\($0)" } ?? "running"
+    }
+
+    /// Waits until every line the nodes wrote is printed, so that it comes before the command's
+    /// last words.
+    private static func drain(_ readers: [EventLoopFuture<Void>]) async {
+        for reader in readers { try? await reader.get() }
+    }
+
+    /// Reads `fd` (a child's stdout or stderr) on an event loop and writes each line prefixed;
+    /// the future completes at end of file, after the last (unterminated) line is written.
+    private static func forwardLines(from fd: CInt, prefix: String, to output: PrefixedOutput) -> EventLoopFuture<Void> {
+        let done = MultiThreadedEventLoopGroup.singleton.any().makePromise(of: Void.self)
+        NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(LineForwarder(prefix: prefix, output: output, done: done))
+                }
+            }
+            .takingOwnershipOfDescriptor(input: fd)
+            .whenFailure { error in
+                close(fd)
+                output.write("\(prefix)(cannot read this node's output: \(error))\n")
+                done.succeed()
+            }
+        return done.futureResult
     }
 }
 
 /// Set from a signal handler, read by the main loop.
-private final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
+private final class StopFlag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
 }
 
-/// Writes whole lines to stdout, one at a time.
-private final class PrefixedOutput: @unchecked Sendable {
-    private let lock = NSLock()
+/// Writes whole lines to stdout, one writer at a time.
+private final class PrefixedOutput: Sendable {
+    private let lock = Mutex(())
     let color: Bool
     init(color: Bool) { self.color = color }
 
     func write(_ text: String) {
-        lock.withLock { FileHandle.standardOutput.write(Data(text.utf8)) }
+        lock.withLock { _ in
+            var bytes = Array(text.utf8)[...]
+            while !bytes.isEmpty {
+                let written = bytes.withUnsafeBytes { systemWrite(STDOUT_FILENO, $0.baseAddress, $0.count) }
+                if written < 0 && errno == EINTR { continue }
+                guard written > 0 else { return }  // stdout is gone: nothing more can be shown
+                bytes = bytes.dropFirst(written)
+            }
+        }
     }
 
     func prefix(node: Int) -> String {
@@ -213,34 +241,44 @@ private final class PrefixedOutput: @unchecked Sendable {
     }
 }
 
-/// Splits a child's output into lines and writes each one prefixed with its node.
-private final class LineSplitter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var pending = Data()
+/// write(2), under a name the `write` methods do not shadow.
+private func systemWrite(_ fd: CInt, _ bytes: UnsafeRawPointer?, _ count: Int) -> Int {
+    write(fd, bytes, count)
+}
+
+/// Splits a child's output into lines and writes each one prefixed with its node. Lives on
+/// its pipe channel's event loop.
+private final class LineForwarder: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private var pending: [UInt8] = []
     private let prefix: String
     private let output: PrefixedOutput
+    private let done: EventLoopPromise<Void>
 
-    init(node: Int, output: PrefixedOutput) {
+    init(prefix: String, output: PrefixedOutput, done: EventLoopPromise<Void>) {
+        self.prefix = prefix
         self.output = output
-        self.prefix = output.prefix(node: node)
+        self.done = done
     }
 
-    func feed(_ data: Data) {
-        lock.withLock {
-            pending.append(data)
-            var text = ""
-            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                text += prefix + String(decoding: pending[pending.startIndex...newline], as: UTF8.self)
-                pending.removeSubrange(pending.startIndex...newline)
-            }
-            if !text.isEmpty { output.write(text) }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        pending += Self.unwrapInboundIn(data).readableBytesView
+        guard let last = pending.lastIndex(of: UInt8(ascii: "\n")) else { return }
+        var text = ""
+        for line in pending[...last].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).dropLast() {
+            text += prefix + String(decoding: line, as: UTF8.self) + "\n"
         }
+        pending.removeSubrange(...last)
+        output.write(text)
     }
 
-    func finish() {
-        lock.withLock {
-            if !pending.isEmpty { output.write(prefix + String(decoding: pending, as: UTF8.self) + "\n") }
-            pending = Data()
-        }
+    func channelInactive(context: ChannelHandlerContext) {
+        if !pending.isEmpty { output.write(prefix + String(decoding: pending, as: UTF8.self) + "\n") }
+        pending = []
+        done.succeed()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 }
