@@ -22,11 +22,25 @@ let package = Package(
         .package(name: "Flotilla", path: ".."),
     ],
     targets: [
+        // etcd's anchor cluster (three RawNodes over MemoryStorage, in memory), for both below.
+        .target(
+            name: "RawNodeCluster",
+            dependencies: [.product(name: "Raft", package: "Flotilla")],
+            path: "RawNodeCluster"
+        ),
+        // The anchor's four loops as a plain executable, run in turn with the Go anchor by
+        // compare-etcd.sh (no package-benchmark: the same harness shape as the Go program).
+        .executableTarget(
+            name: "RawNodeBench",
+            dependencies: ["RawNodeCluster"],
+            path: "RawNodeBench"
+        ),
         .executableTarget(
             name: "RaftBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "package-benchmark"),
                 .product(name: "Raft", package: "Flotilla"),
+                "RawNodeCluster",
             ],
             path: "RaftBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]

@@ -1,5 +1,6 @@
 import Benchmark
 import Raft
+import RawNodeCluster
 
 /// The four workloads of the etcd anchor, through Flotilla's `RawNode`: 128-byte proposals on
 /// the leader of a 1- or 3-voter cluster, pumped until every node has applied them, in batches

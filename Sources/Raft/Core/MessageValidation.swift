@@ -20,6 +20,24 @@ extension Message {
 }
 
 extension RaftCore {
+    /// Steps `message`, received from a peer, unless it must be refused (RawNode.step).
+    /// Mutating, so that a driver holding the core in a class property checks it in place: a
+    /// non-mutating call there copies the whole core first (retaining every array in it), which
+    /// was a fifth of a three-voter entry's instructions.
+    mutating func stepReceived(_ message: Message) throws {
+        if message.type.isLocal { throw RaftError.stepLocalMessage }
+        // Only proposals and read requests forwarded to a leader travel without a term; any other
+        // message without one would be taken for a local event and skip the term rules.
+        if message.term == 0 && message.type != .proposal && message.type != .readIndex {
+            throw RaftError.invalidMessage("\(message.type) from \(message.from) carries no term")
+        }
+        if message.type.isResponse && !tracker.progress.contains(message.from) {
+            throw RaftError.stepPeerNotFound
+        }
+        if let problem = refusal(of: message) { throw RaftError.invalidMessage(problem) }
+        try step(message)
+    }
+
     /// Why `m`, received from the network, must not be stepped, or nil if it may.
     func refusal(of m: Message) -> String? {
         if let problem = valueProblem(m) { return problem }

@@ -23,9 +23,13 @@ extension RaftCore {
 
     /// Collects what the application must do next and takes it off the node's hands.
     mutating func makeReady() -> Ready {
-        if asyncStorageWrites { return makeAsyncReady() }
-        // Built from locals in one initializer: mutating a `Ready` variable field by field made
-        // the compiler copy the whole struct around.
+        asyncStorageWrites ? makeAsyncReady() : makeSyncReady()
+    }
+
+    /// The Ready of etcd 3.4's handshake: everything at once, taken back by `advance`.
+    private mutating func makeSyncReady() -> Ready {
+        // Built from locals with the memberwise initializer (see Ready.swift): mutating a
+        // `Ready` variable field by field made the compiler copy the whole struct around.
         let entries = log.unstableEntries
         let committed = log.nextCommittedEntries(reusing: entries)
         // Hand the buffer over: the Ready owns it now (keeping capacity would copy it).
@@ -34,7 +38,8 @@ extension RaftCore {
         let (changedSoft, changedHard, mustSync, reads) = takeStateChanges(withEntries: !entries.isEmpty)
         return Ready(
             softState: changedSoft, hardState: changedHard, readStates: reads, entries: entries,
-            snapshot: log.unstable.snapshot, committedEntries: committed, messages: outgoing, mustSync: mustSync)
+            snapshot: log.unstable.snapshot, committedEntries: committed, messages: outgoing, mustSync: mustSync,
+            number: 0, messagesAfterPersist: [])
     }
 
     /// The soft and hard state changed since the last Ready (now reported), whether the Ready
@@ -110,12 +115,10 @@ extension RaftCore {
                 number: number, lastEntry: entries.last.map { ($0.index, $0.term) },
                 snapshotIndex: snapshot?.metadata.index))
         }
-        var ready = Ready(
+        return Ready(
             softState: changedSoft, hardState: changedHard, readStates: reads, entries: entries,
-            snapshot: snapshot, committedEntries: committed, messages: outgoing, mustSync: mustSync)
-        ready.number = number
-        ready.messagesAfterPersist = afterPersist
-        return ready
+            snapshot: snapshot, committedEntries: committed, messages: outgoing, mustSync: mustSync,
+            number: number, messagesAfterPersist: afterPersist)
     }
 
     /// The writes of every Ready up to `number` are durable: the log is stable up to them, and

@@ -104,17 +104,7 @@ public final class RawNode {
     /// follow it, a heartbeat committing beyond this log, an acknowledgement beyond what this
     /// leader sent, a second leader in a term. A refused message changes nothing.
     public func step(_ message: Message) throws {
-        if message.type.isLocal { throw RaftError.stepLocalMessage }
-        // Only proposals and read requests forwarded to a leader travel without a term; any other
-        // message without one would be taken for a local event and skip the term rules.
-        if message.term == 0 && message.type != .proposal && message.type != .readIndex {
-            throw RaftError.invalidMessage("\(message.type) from \(message.from) carries no term")
-        }
-        if message.type.isResponse && !core.tracker.progress.contains(message.from) {
-            throw RaftError.stepPeerNotFound
-        }
-        if let problem = core.refusal(of: message) { throw RaftError.invalidMessage(problem) }
-        try core.step(message)
+        try core.stepReceived(message)
     }
 
     /// Whether there is anything to persist, send or apply.

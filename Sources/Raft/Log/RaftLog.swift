@@ -244,7 +244,7 @@ struct RaftLog {
     /// before the unstable entries (those being written included) — or 0 while a snapshot is
     /// unstable, which nothing after can precede on disk.
     var persistedIndex: UInt64 {
-        unstable.snapshot == nil ? unstable.offset - 1 : 0
+        unstable.snapshotBox == nil ? unstable.offset - 1 : 0
     }
 
     /// Asynchronous storage writes: the committed entries not yet handed out to apply that are
@@ -275,8 +275,8 @@ struct RaftLog {
 
     /// Whether a snapshot waits to be persisted and applied.
     var hasPendingSnapshot: Bool {
-        guard let s = unstable.snapshot else { return false }
-        return !s.isEmpty
+        guard let box = unstable.snapshotBox else { return false }
+        return !box.value.isEmpty
     }
 
     /// The entries from `i` to the end, at most `maxSize` bytes (but at least one); empty if

@@ -8,7 +8,16 @@
 /// but whose newer versions it has not persisted yet.
 struct UnstableLog {
     /// The incoming snapshot, if any; it precedes `entries`.
-    var snapshot: Snapshot? = nil
+    var snapshot: Snapshot? {
+        get { snapshotBox?.value }
+        set { snapshotBox = newValue.map(SnapshotBox.init) }
+    }
+    /// Boxed, as in `Message`: every index lookup asks whether there is a snapshot, and an
+    /// inline `Snapshot?` (data and four arrays) was copied out, with memcpy and retains, for
+    /// each question.
+    private(set) var snapshotBox: SnapshotBox? = nil
+    /// The snapshot's index, if there is one.
+    var snapshotIndex: UInt64? { snapshotBox?.value.metadata.index }
     /// The entries not yet persisted.
     var entries: [Entry] = []
     /// The index of `entries[0]` (or where the next entry goes when there is none).
@@ -23,7 +32,7 @@ struct UnstableLog {
     var snapshotInProgress = false
 
     init(snapshot: Snapshot? = nil, entries: [Entry] = [], offset: UInt64) {
-        self.snapshot = snapshot
+        self.snapshotBox = snapshot.map(SnapshotBox.init)
         self.entries = entries
         self.offset = offset
         offsetInProgress = offset
@@ -36,30 +45,30 @@ struct UnstableLog {
 
     /// Whether there is something to hand out for writing: entries or a snapshot.
     var hasNotInProgress: Bool {
-        offsetInProgress < offset + UInt64(entries.count) || (snapshot != nil && !snapshotInProgress)
+        offsetInProgress < offset + UInt64(entries.count) || (snapshotBox != nil && !snapshotInProgress)
     }
 
     /// Marks every entry and the snapshot as being written.
     mutating func acceptInProgress() {
         offsetInProgress = offset + UInt64(entries.count)
-        if snapshot != nil { snapshotInProgress = true }
+        if snapshotBox != nil { snapshotInProgress = true }
     }
 
     /// The index of the first entry, if known from the snapshot.
     func maybeFirstIndex() -> UInt64? {
-        snapshot.map { $0.metadata.index + 1 }
+        snapshotIndex.map { $0 + 1 }
     }
 
     /// The index of the last entry, if there are entries or a snapshot.
     func maybeLastIndex() -> UInt64? {
         if !entries.isEmpty { return offset + UInt64(entries.count) - 1 }
-        return snapshot?.metadata.index
+        return snapshotIndex
     }
 
     /// The term of the entry at `i`, if the unstable log holds it (or it is the snapshot's).
     func maybeTerm(_ i: UInt64) -> UInt64? {
         if i < offset {
-            if let snapshot, snapshot.metadata.index == i { return snapshot.metadata.term }
+            if let box = snapshotBox, box.value.metadata.index == i { return box.value.metadata.term }
             return nil
         }
         let position = i - offset
@@ -89,8 +98,8 @@ struct UnstableLog {
 
     /// The application persisted the snapshot at index `i`.
     mutating func stableSnapTo(_ i: UInt64) {
-        if let snapshot, snapshot.metadata.index == i {
-            self.snapshot = nil
+        if snapshotIndex == i {
+            snapshotBox = nil
             snapshotInProgress = false
         }
     }
@@ -100,7 +109,7 @@ struct UnstableLog {
         offset = s.metadata.index + 1
         offsetInProgress = offset
         entries.removeAll()
-        snapshot = s
+        snapshotBox = SnapshotBox(s)
         snapshotInProgress = false
     }
 

@@ -104,7 +104,7 @@ public struct Message: Sendable, Hashable {
     }
 }
 
-/// An immutable, shared snapshot inside a `Message`.
+/// An immutable, shared snapshot inside a `Message` or the unstable log.
 @usableFromInline
 final class SnapshotBox: Sendable, Hashable {
     @usableFromInline let value: Snapshot

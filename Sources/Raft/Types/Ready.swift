@@ -26,6 +26,18 @@ public struct Ready: Sendable {
     /// holds everything.
     public var messagesAfterPersist: [Message] = []
 
+    /// Nothing to persist, send or apply.
+    public var isEmpty: Bool {
+        softState == nil && hardState == nil && readStates.isEmpty && entries.isEmpty && snapshot == nil
+            && committedEntries.isEmpty && messages.isEmpty && messagesAfterPersist.isEmpty
+    }
+}
+
+// The public initializer lives in an extension so that the struct keeps its implicit memberwise
+// one, which the core uses: that builds a Ready as one value, where an initializer written out
+// builds it in a stack slot and copies it out (retaining and releasing every array, about a
+// tenth of a one-voter entry's instructions).
+extension Ready {
     public init(
         softState: SoftState? = nil, hardState: HardState? = nil, readStates: [ReadState] = [],
         entries: [Entry] = [], snapshot: Snapshot? = nil, committedEntries: [Entry] = [],
@@ -39,11 +51,5 @@ public struct Ready: Sendable {
         self.committedEntries = committedEntries
         self.messages = messages
         self.mustSync = mustSync
-    }
-
-    /// Nothing to persist, send or apply.
-    public var isEmpty: Bool {
-        softState == nil && hardState == nil && readStates.isEmpty && entries.isEmpty && snapshot == nil
-            && committedEntries.isEmpty && messages.isEmpty && messagesAfterPersist.isEmpty
     }
 }

@@ -2,7 +2,8 @@ import Raft
 
 /// The cluster of the etcd anchor (`/work/shared/etcd-anchors/rawnode_bench_go/main.go`): `size`
 /// voters in one process, each a `RawNode` over a `MemoryStorage`, messages delivered in memory.
-/// Node `id` lives at index `id - 1`.
+/// Node `id` lives at index `id - 1`. Shared by the package-benchmark suite (`RaftBenchmarks`)
+/// and the plain executable run beside the Go anchor (`RawNodeBench`).
 ///
 /// The loops mirror the Go code step for step so the figures can be put side by side. One
 /// deliberate difference: the Go harness allocates a fresh message slice per delivery round
@@ -10,15 +11,15 @@ import Raft
 /// counter sees here is the library's own allocations, not the harness's. A struct, not a
 /// class: a class's array properties pay a runtime exclusivity check on every access, a cost
 /// Go's harness does not have and that is not the library's.
-struct Cluster {
-    private(set) var nodes: [RawNode] = []
-    let stores: [MemoryStorage]
+public struct Cluster {
+    public private(set) var nodes: [RawNode] = []
+    public let stores: [MemoryStorage]
     /// Index of the last committed entry each node has seen in a Ready.
-    private(set) var applied: [UInt64]
+    public private(set) var applied: [UInt64]
     private var inflight: [Message] = []
     private var delivering: [Message] = []
 
-    init(size: Int) throws {
+    public init(size: Int) throws {
         let peers = (1...UInt64(size)).map { $0 }
         var stores: [MemoryStorage] = []
         for id in peers {
@@ -48,19 +49,21 @@ struct Cluster {
     }
 
     /// Proposes `data` on node 1, the leader.
-    @inline(__always)
-    func propose(_ data: [UInt8]) throws {
+    @inlinable
+    public func propose(_ data: [UInt8]) throws {
         try nodes[0].propose(data)
     }
 
     /// Processes Ready on every node and delivers messages until the cluster is quiet.
-    mutating func pump() throws {
+    public mutating func pump() throws {
         while true {
             var progress = false
             for i in nodes.indices {
-                while nodes[i].hasReady {
+                // One read of the node, as the Go loop's `rn := c.nodes[id]`.
+                let node = nodes[i]
+                while node.hasReady {
                     progress = true
-                    let rd = nodes[i].ready()
+                    let rd = node.ready()
                     if let hardState = rd.hardState {
                         try stores[i].setHardState(hardState)
                     }
@@ -69,7 +72,7 @@ struct Cluster {
                     if let last = rd.committedEntries.last {
                         applied[i] = last.index
                     }
-                    nodes[i].advance(rd)
+                    node.advance(rd)
                 }
             }
             if !inflight.isEmpty {
@@ -88,7 +91,7 @@ struct Cluster {
 
     /// Traps unless every node has applied exactly up to `index`: the benchmark committed what
     /// it claims to have committed.
-    func expectApplied(_ index: UInt64) {
+    public func expectApplied(_ index: UInt64) {
         for (i, seen) in applied.enumerated() where seen != index {
             fatalError("node \(i + 1) applied up to \(seen), expected \(index) (applied: \(applied))")
         }
