@@ -16,8 +16,11 @@ public struct Cluster {
     public let stores: [MemoryStorage]
     /// Index of the last committed entry each node has seen in a Ready.
     public private(set) var applied: [UInt64]
-    private var inflight: [Message] = []
-    private var delivering: [Message] = []
+    /// The messages of each Ready, in order: queued as the Ready's arrays (the Go harness
+    /// appends the messages to one slice; in Swift that would copy each one, retaining its
+    /// arrays, which is the harness's cost, not the library's).
+    private var inflight: [[Message]] = []
+    private var delivering: [[Message]] = []
 
     public init(size: Int) throws {
         let peers = (1...UInt64(size)).map { $0 }
@@ -68,7 +71,7 @@ public struct Cluster {
                         try stores[i].setHardState(hardState)
                     }
                     try stores[i].append(rd.entries)
-                    inflight.append(contentsOf: rd.messages)
+                    if !rd.messages.isEmpty { inflight.append(rd.messages) }
                     if let last = rd.committedEntries.last {
                         applied[i] = last.index
                     }
@@ -78,8 +81,10 @@ public struct Cluster {
             if !inflight.isEmpty {
                 progress = true
                 swap(&inflight, &delivering)
-                for message in delivering {
-                    try nodes[Int(message.to) - 1].step(message)
+                for batch in delivering {
+                    for message in batch {
+                        try nodes[Int(message.to) - 1].step(message)
+                    }
                 }
                 delivering.removeAll(keepingCapacity: true)
             }

@@ -23,6 +23,13 @@ struct RaftLog {
     var applying: UInt64
     /// The byte limit of the entries one `nextCommittedEntries()` returns (at least one entry).
     var maxNextEntriesSize: UInt64
+    /// The entries the application last reported persisted, when that was the whole unstable
+    /// tail (the buffer `stableTo` let go of, shared, not copied): the same entries storage
+    /// now holds from `recentlyStable[0].index`. A follower applies them one round after it
+    /// persisted them, and reads them from here instead of copying them out of storage.
+    /// Invariant: storage holds exactly these entries at their indices, so it is dropped
+    /// whenever the log is truncated at or below its end, or replaced by a snapshot.
+    private(set) var recentlyStable: [Entry] = []
 
     /// A log over `storage`, committed and applied up to its snapshot; everything after
     /// storage's last entry will be unstable.
@@ -93,6 +100,11 @@ struct RaftLog {
         // before the first is known (the snapshot's), for matching appends.
         // (firstIndex >= 1; `i + 1` could overflow on a hostile index.)
         if i < firstIndex - 1 || i > lastIndex { return 0 }
+        // Within bounds and persisted last: the batch storage holds as it is answers without
+        // a storage call (a follower checks the leader's previous entry against it).
+        if let first = recentlyStable.first?.index, i >= first, i - first < UInt64(recentlyStable.count) {
+            return recentlyStable[Int(i - first)].term
+        }
         do {
             return try storage.term(i)
         } catch let error as RaftError where error == .compacted || error == .unavailable {
@@ -178,6 +190,7 @@ struct RaftLog {
     mutating func append(_ ents: [Entry]) -> UInt64 {
         guard let first = ents.first else { return lastIndex }
         checkAppendable(first.index)
+        forgetRecentlyStable(from: first.index)
         // The array overload: an empty unstable tail adopts the array instead of copying it.
         unstable.truncateAndAppend(ents)
         return lastIndex
@@ -187,8 +200,18 @@ struct RaftLog {
     mutating func append(_ ents: ArraySlice<Entry>) -> UInt64 {
         guard let first = ents.first else { return lastIndex }
         checkAppendable(first.index)
+        forgetRecentlyStable(from: first.index)
         unstable.truncateAndAppend(ents)
         return lastIndex
+    }
+
+    /// Entries from `index` on are being replaced: once the application persists the new ones,
+    /// storage no longer holds the recently stable batch as it was.
+    @inline(__always)
+    private mutating func forgetRecentlyStable(from index: UInt64) {
+        if let first = recentlyStable.first?.index, index < first + UInt64(recentlyStable.count) {
+            recentlyStable = []
+        }
     }
 
     /// Overwriting a committed entry would break the log's safety: stop.
@@ -314,14 +337,12 @@ struct RaftLog {
 
         let storedHi = min(hi, offset)
         var ents: [Entry]
-        do {
-            ents = try storage.entries(lo, storedHi, maxSize: maxSize)
-        } catch RaftError.compacted {
-            throw .compacted
-        } catch RaftError.unavailable {
-            fatalError("raft log: entries[\(lo),\(storedHi)) are unavailable from storage")
-        } catch {
-            fatalError("raft log: storage.entries(\(lo), \(storedHi)) failed: \(error)")
+        if let recent = recentlyStable(lo, storedHi) {
+            ents = recent
+            // Limited here as storage limits what it returns.
+            if maxSize != .max { limitSize(&ents, maxSize: maxSize) }
+        } else {
+            ents = try storedEntries(lo, storedHi, maxSize: maxSize)
         }
         // Storage stopped early at the size limit: the unstable entries would exceed it too.
         if UInt64(ents.count) < storedHi - lo { return ents }
@@ -331,6 +352,29 @@ struct RaftLog {
             limitSize(&ents, maxSize: maxSize)
         }
         return ents
+    }
+
+    /// Storage's entries in `[lo, hi)`; only compaction is an error the caller may handle.
+    private func storedEntries(_ lo: UInt64, _ hi: UInt64, maxSize: UInt64) throws(RaftError) -> [Entry] {
+        do {
+            return try storage.entries(lo, hi, maxSize: maxSize)
+        } catch RaftError.compacted {
+            throw .compacted
+        } catch RaftError.unavailable {
+            fatalError("raft log: entries[\(lo),\(hi)) are unavailable from storage")
+        } catch {
+            fatalError("raft log: storage.entries(\(lo), \(hi)) failed: \(error)")
+        }
+    }
+
+    /// The entries in `[lo, hi)` from `recentlyStable`, if it holds all of them: its own array
+    /// when it is exactly that range (the hot path), else a copy of the part.
+    private func recentlyStable(_ lo: UInt64, _ hi: UInt64) -> [Entry]? {
+        guard let first = recentlyStable.first?.index, lo >= first,
+            hi <= first + UInt64(recentlyStable.count)
+        else { return nil }
+        if lo == first && hi == first + UInt64(recentlyStable.count) { return recentlyStable }
+        return Array(recentlyStable[Int(lo - first)..<Int(hi - first)])
     }
 
     /// Appends to `ents` as many of `more` as keep the total within `maxSize` — the same as
@@ -399,7 +443,12 @@ struct RaftLog {
 
     /// The application persisted the entries up to `index` (whose term was `term`).
     mutating func stableTo(index: UInt64, term: UInt64) {
+        let tail = unstable.entries
+        let tailEnd = unstable.offset + UInt64(tail.count)
         unstable.stableTo(index: index, term: term)
+        // The whole tail persisted: keep it. Anything else (a part, or nothing because it was
+        // overwritten meanwhile) leaves no batch that storage is known to hold as it is.
+        recentlyStable = unstable.entries.isEmpty && unstable.offset == tailEnd ? tail : []
     }
 
     /// The application persisted the snapshot at `i`.
@@ -411,6 +460,7 @@ struct RaftLog {
     /// everything up to it is committed.
     mutating func restore(_ s: Snapshot) {
         committed = s.metadata.index
+        recentlyStable = []
         unstable.restore(s)
     }
 }

@@ -82,25 +82,22 @@ public struct Message: Sendable, Hashable {
     public var reject: Bool
     public var rejectHint: UInt64
     public var context: [UInt8]
+}
 
+// The public initializer lives in an extension and delegates to the implicit memberwise one:
+// written out field by field inside the struct, it made the optimizer build each message in a
+// stack slot and copy it out (a retain and a release of every array, on every message sent).
+extension Message {
     public init(
         type: MessageType, to: UInt64 = 0, from: UInt64 = 0, term: UInt64 = 0,
         logTerm: UInt64 = 0, index: UInt64 = 0, entries: [Entry] = [], commit: UInt64 = 0,
         snapshot: Snapshot? = nil, reject: Bool = false, rejectHint: UInt64 = 0,
         context: [UInt8] = []
     ) {
-        self.type = type
-        self.to = to
-        self.from = from
-        self.term = term
-        self.logTerm = logTerm
-        self.index = index
-        self.entries = entries
-        self.commit = commit
-        self.snapshotBox = snapshot.map(SnapshotBox.init)
-        self.reject = reject
-        self.rejectHint = rejectHint
-        self.context = context
+        self.init(
+            type: type, to: to, from: from, term: term, logTerm: logTerm, index: index, entries: entries,
+            commit: commit, snapshotBox: snapshot.map(SnapshotBox.init), reject: reject,
+            rejectHint: rejectHint, context: context)
     }
 }
 
