@@ -30,7 +30,8 @@ let serverLinkerSettings: [LinkerSetting] = {
 func glibcHasPackedRelocations() -> Bool {
     var buffer = [CChar](repeating: 0, count: 64)
     guard confstr(CInt(_CS_GNU_LIBC_VERSION), &buffer, buffer.count) > 0 else { return false }
-    let version = String(cString: buffer).split(separator: " ").last ?? ""  // "glibc 2.36"
+    let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let version = text.split(separator: " ").last ?? ""  // "glibc 2.36"
     let parts = version.split(separator: ".").compactMap { Int($0) }
     guard parts.count >= 2 else { return false }
     return (parts[0], parts[1]) >= (2, 36)
