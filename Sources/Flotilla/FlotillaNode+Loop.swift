@@ -107,14 +107,24 @@ extension FlotillaNode {
         let storage = storage
         let walSave = metrics.walSave
         let inputs = inputs
+        let transport = transport
         disk.submit { isActive in
             guard isActive else { return }  // shutting down: the Ready is dropped, like a crash
-            inputs.yield(.persisted(Result {
+            let result = Result {
                 let start = ContinuousClock.now
                 defer { walSave.recordNanoseconds(nanoseconds(ContinuousClock.now - start)) }
                 try storage.save(ready)
                 return PersistedReady(ready)
-            }))
+            }
+            guard case .success(let persisted) = result else {
+                inputs.yield(.persisted(result))
+                return
+            }
+            // What the messages promise (a follower's acknowledgement, a vote) is on the disk:
+            // they leave from here, not after a trip through the actor. That trip was two
+            // thread wakeups on the path of every write a follower acknowledges.
+            transport.send(persisted.messagesAfterPersist)
+            inputs.yield(.persisted(.success(persisted.messagesSent())))
         }
     }
 

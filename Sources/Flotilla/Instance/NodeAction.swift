@@ -65,7 +65,7 @@ package struct SnapshotJob: Sendable {
 /// A Ready the storage wrote: its number for `RawNode.onPersistReady`, and what waited for it.
 package struct PersistedReady: Sendable {
     let number: UInt64
-    let messagesAfterPersist: [Message]
+    private(set) var messagesAfterPersist: [Message]
     /// It carried entries or a snapshot (proposals wait while such a write is under way).
     let carriedEntries: Bool
 
@@ -73,6 +73,15 @@ package struct PersistedReady: Sendable {
         number = ready.number
         messagesAfterPersist = ready.messagesAfterPersist
         carriedEntries = Self.carriesEntries(ready)
+    }
+
+    /// The same report once the shell has sent `messagesAfterPersist` itself, from the thread
+    /// that wrote them, right after the write (as etcd 3.6's storage goroutine sends the
+    /// responses an append carries): the instance then has nothing left to send.
+    package func messagesSent() -> PersistedReady {
+        var sent = self
+        sent.messagesAfterPersist = []
+        return sent
     }
 
     /// Whether `ready` writes entries or a snapshot (what `carriedEntries` records).
