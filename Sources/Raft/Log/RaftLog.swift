@@ -443,12 +443,14 @@ struct RaftLog {
 
     /// The application persisted the entries up to `index` (whose term was `term`).
     mutating func stableTo(index: UInt64, term: UInt64) {
-        let tail = unstable.entries
-        let tailEnd = unstable.offset + UInt64(tail.count)
+        // Held only when the whole tail is reported: a second reference to a buffer the unstable
+        // log then trims in place would make it copy the rest.
+        let tailEnd = unstable.offset + UInt64(unstable.entries.count)
+        let tail = !unstable.entries.isEmpty && index == tailEnd - 1 ? unstable.entries : []
         unstable.stableTo(index: index, term: term)
         // The whole tail persisted: keep it. Anything else (a part, or nothing because it was
         // overwritten meanwhile) leaves no batch that storage is known to hold as it is.
-        recentlyStable = unstable.entries.isEmpty && unstable.offset == tailEnd ? tail : []
+        recentlyStable = !tail.isEmpty && unstable.entries.isEmpty && unstable.offset == tailEnd ? tail : []
     }
 
     /// The application persisted the snapshot at `i`.
