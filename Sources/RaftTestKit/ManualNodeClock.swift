@@ -14,7 +14,9 @@ public final class ManualNodeClock: NodeClock {
         var now: ContinuousClock.Instant
         var sleepers: [Sleeper] = []
         var nextID: UInt64 = 0
-        /// Sleeps cancelled before they were registered.
+        /// Sleeps begun but not yet registered as sleepers (or finished at once).
+        var starting: Set<UInt64> = []
+        /// Sleeps cancelled while starting: they throw as they register.
         var cancelled: Set<UInt64> = []
     }
 
@@ -29,11 +31,13 @@ public final class ManualNodeClock: NodeClock {
     public func sleep(until deadline: ContinuousClock.Instant) async throws {
         let id = state.withLock { state in
             state.nextID += 1
+            state.starting.insert(state.nextID)
             return state.nextID
         }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let outcome: Result<Void, any Error>? = state.withLock { state in
+                    state.starting.remove(id)
                     if state.cancelled.remove(id) != nil { return .failure(CancellationError()) }
                     if deadline <= state.now { return .success(()) }
                     state.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: continuation))
@@ -44,7 +48,9 @@ public final class ManualNodeClock: NodeClock {
         } onCancel: {
             let sleeper: Sleeper? = state.withLock { state in
                 guard let position = state.sleepers.firstIndex(where: { $0.id == id }) else {
-                    state.cancelled.insert(id)
+                    // Not registered yet: it throws when it does. Already woken: nothing to do
+                    // (marking it would keep its id for ever).
+                    if state.starting.contains(id) { state.cancelled.insert(id) }
                     return nil
                 }
                 return state.sleepers.remove(at: position)

@@ -30,6 +30,11 @@ struct RaftLog {
     /// Invariant: storage holds exactly these entries at their indices, so it is dropped
     /// whenever the log is truncated at or below its end, or replaced by a snapshot.
     private(set) var recentlyStable: [Entry] = []
+    /// The indexes `recentlyStable` holds (empty when it holds none).
+    private var recentlyStableRange: Range<UInt64> {
+        guard let first = recentlyStable.first?.index else { return 0..<0 }
+        return first..<first + UInt64(recentlyStable.count)
+    }
 
     /// A log over `storage`, committed and applied up to its snapshot; everything after
     /// storage's last entry will be unstable.
@@ -102,9 +107,8 @@ struct RaftLog {
         if i < firstIndex - 1 || i > lastIndex { return 0 }
         // Within bounds and persisted last: the batch storage holds as it is answers without
         // a storage call (a follower checks the leader's previous entry against it).
-        if let first = recentlyStable.first?.index, i >= first, i - first < UInt64(recentlyStable.count) {
-            return recentlyStable[Int(i - first)].term
-        }
+        let recent = recentlyStableRange
+        if recent.contains(i) { return recentlyStable[Int(i - recent.lowerBound)].term }
         do {
             return try storage.term(i)
         } catch let error as RaftError where error == .compacted || error == .unavailable {
@@ -209,9 +213,7 @@ struct RaftLog {
     /// storage no longer holds the recently stable batch as it was.
     @inline(__always)
     private mutating func forgetRecentlyStable(from index: UInt64) {
-        if let first = recentlyStable.first?.index, index < first + UInt64(recentlyStable.count) {
-            recentlyStable = []
-        }
+        if index < recentlyStableRange.upperBound { recentlyStable = [] }
     }
 
     /// Overwriting a committed entry would break the log's safety: stop.
@@ -337,7 +339,7 @@ struct RaftLog {
 
         let storedHi = min(hi, offset)
         var ents: [Entry]
-        if let recent = recentlyStable(lo, storedHi) {
+        if let recent = recentlyStableEntries(lo, storedHi) {
             ents = recent
             // Limited here as storage limits what it returns.
             if maxSize != .max { limitSize(&ents, maxSize: maxSize) }
@@ -369,12 +371,11 @@ struct RaftLog {
 
     /// The entries in `[lo, hi)` from `recentlyStable`, if it holds all of them: its own array
     /// when it is exactly that range (the hot path), else a copy of the part.
-    private func recentlyStable(_ lo: UInt64, _ hi: UInt64) -> [Entry]? {
-        guard let first = recentlyStable.first?.index, lo >= first,
-            hi <= first + UInt64(recentlyStable.count)
-        else { return nil }
-        if lo == first && hi == first + UInt64(recentlyStable.count) { return recentlyStable }
-        return Array(recentlyStable[Int(lo - first)..<Int(hi - first)])
+    private func recentlyStableEntries(_ lo: UInt64, _ hi: UInt64) -> [Entry]? {
+        let recent = recentlyStableRange
+        guard !recent.isEmpty, lo >= recent.lowerBound, hi <= recent.upperBound else { return nil }
+        if lo..<hi == recent { return recentlyStable }
+        return Array(recentlyStable[Int(lo - recent.lowerBound)..<Int(hi - recent.lowerBound)])
     }
 
     /// Appends to `ents` as many of `more` as keep the total within `maxSize` — the same as

@@ -8,10 +8,7 @@
 /// but whose newer versions it has not persisted yet.
 struct UnstableLog {
     /// The incoming snapshot, if any; it precedes `entries`.
-    var snapshot: Snapshot? {
-        get { snapshotBox?.value }
-        set { snapshotBox = newValue.map(SnapshotBox.init) }
-    }
+    var snapshot: Snapshot? { snapshotBox?.value }
     /// Boxed, as in `Message`: every index lookup asks whether there is a snapshot, and an
     /// inline `Snapshot?` (data and four arrays) was copied out, with memcpy and retains, for
     /// each question.
