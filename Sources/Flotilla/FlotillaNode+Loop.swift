@@ -19,10 +19,12 @@ enum LoopInput: Sendable {
     case snapshotTaken(Result<UInt64, any Error>)
 }
 
-/// Who waits for a request's answer: a task (its continuation) or a completion handler.
+/// Who waits for a request's answer. A write's is a completion handler whoever made it (the
+/// async `apply` resumes its continuation from one); the other requests are async only.
 enum Parked<Response: Sendable> {
-    case write(CheckedContinuation<Result<Response, FlotillaError>, Never>)
-    case writeCallback(@Sendable (Result<Response, FlotillaError>) -> Void)
+    case write(@Sendable (Result<Response, FlotillaError>) -> Void)
+    /// A write waiting, under the same id, for a leader to be known before it is proposed.
+    case writeAwaitingLeader(AwaitingWrite<Response>)
     case readIndex(CheckedContinuation<Result<UInt64, FlotillaError>, Never>)
     case done(CheckedContinuation<Result<Void, FlotillaError>, Never>)
     case leader(CheckedContinuation<Result<UInt64, FlotillaError>, Never>)
@@ -91,8 +93,8 @@ extension FlotillaNode {
     private func resume(_ id: UInt64, _ outcome: RequestOutcome<Machine.Response>) {
         guard let waiter = parked.removeValue(forKey: id) else { return }
         switch (waiter, outcome) {
-        case (.write(let continuation), .applied(let result)): continuation.resume(returning: result)
-        case (.writeCallback(let callback), .applied(let result)): callback(result)
+        case (.write(let completion), .applied(let result)): completion(result)
+        case (.writeAwaitingLeader(let write), .leader(let result)): proposeAwaitingWrite(write, id: id, outcome: result)
         case (.readIndex(let continuation), .readIndex(let result)): continuation.resume(returning: result)
         case (.done(let continuation), .done(let result)): continuation.resume(returning: result)
         case (.leader(let continuation), .leader(let result)): continuation.resume(returning: result)

@@ -11,21 +11,14 @@ extension FlotillaNode {
     /// `.notLeader(leaderID:)` (forwarding turned off), `.proposalDropped`, `.timeout`
     /// (`requestTimeout`), `.cancelled` (the task was), `.stopped`. After `.timeout` or
     /// `.cancelled` the command may still be applied.
+    ///
+    /// The same write as `apply(_:completion:)` (both go through `submitWrite`), awaited: the
+    /// continuation is the completion.
     public func apply(_ command: [UInt8]) async throws(FlotillaError) -> Machine.Response {
         try checkRunning()
-        if let tooLarge = proposalSizeError(command) { throw tooLarge }
-        metrics.proposals.increment()
-        do {
-            let deadline = clock.now + configuration.requestTimeout
-            try await waitForLeader(until: deadline)
-            let id = instance.ids.make()
-            return try await park(id, as: { .write($0) }) {
-                instance.propose(command, id: id, deadline: deadline)
-                wake()
-            }
-        } catch {
-            metrics.proposalsFailed.increment()
-            throw error
+        let id = instance.ids.make()
+        return try await park(id) { continuation in
+            submitWrite(command, id: id, now: clock.now) { continuation.resume(returning: $0) }
         }
     }
 
@@ -42,7 +35,8 @@ extension FlotillaNode {
         let deadline = clock.now + configuration.requestTimeout
         try await waitForLeader(until: deadline)
         let id = instance.ids.make()
-        let index: UInt64 = try await park(id, as: { .readIndex($0) }) {
+        let index: UInt64 = try await park(id) { continuation in
+            parked[id] = .readIndex(continuation)
             // One read-index round serves the reads gathered before the next Ready.
             instance.readIndex(id: id, deadline: deadline)
             wake()
@@ -61,7 +55,8 @@ extension FlotillaNode {
         guard instance.applied < index else { return }
         let id = instance.ids.make()
         let deadline = clock.now + timeout
-        try await park(id, as: { .done($0) }) {
+        try await park(id) { continuation in
+            parked[id] = .done(continuation)
             instance.waitUntilApplied(index, id: id, deadline: deadline)
         }
     }
@@ -98,7 +93,8 @@ extension FlotillaNode {
         let deadline = clock.now + configuration.requestTimeout
         try await waitForLeader(until: deadline)
         let id = instance.ids.make()
-        try await park(id, as: { .done($0) }) {
+        try await park(id) { continuation in
+            parked[id] = .done(continuation)
             instance.changeMembership(type, member: member, address: address, id: id, deadline: deadline)
             wake()
         }
@@ -114,7 +110,8 @@ extension FlotillaNode {
         try await waitForLeader(until: deadline)
         if instance.leader == target { return }
         let id = instance.ids.make()
-        _ = try await park(id, as: { .leader($0) }) {
+        _ = try await park(id) { continuation in
+            parked[id] = .leader(continuation)
             instance.transferLeadership(to: target, id: id, deadline: deadline)
             wake()
         }
@@ -148,17 +145,17 @@ extension FlotillaNode {
         if instance.leader != 0 { return }
         let id = instance.ids.make()
         let limit = min(deadline, clock.now + (leaderWait ?? configuration.leaderWait))
-        _ = try await park(id, as: { .leader($0) }) {
+        _ = try await park(id) { continuation in
+            parked[id] = .leader(continuation)
             instance.waitForLeader(0, id: id, deadline: limit, expiry: .noLeader)
         }
     }
 
     /// Suspends the calling request until the instance answers it. `register` runs at once, on
-    /// the actor, after the continuation is parked under `id`, and must hand the instance the
-    /// request (which may answer it at once). Cancelling the task fails it with `.cancelled`.
+    /// the actor, and must park the continuation under `id` (in `parked`) and hand the instance
+    /// the request (which may answer it at once). Cancelling the task fails it with `.cancelled`.
     private func park<Value: Sendable>(
-        _ id: UInt64, as parking: (CheckedContinuation<Result<Value, FlotillaError>, Never>) -> Parked<Machine.Response>,
-        _ register: () -> Void
+        _ id: UInt64, _ register: (CheckedContinuation<Result<Value, FlotillaError>, Never>) -> Void
     ) async throws(FlotillaError) -> Value {
         // `isolation: self`: the operation closure is not isolated to the actor (it does not
         // capture `self`), so without it `register`, which touches raft and the waiter tables,
@@ -169,8 +166,7 @@ extension FlotillaNode {
                 if Task.isCancelled {
                     continuation.resume(returning: .failure(.cancelled))
                 } else {
-                    parked[id] = parking(continuation)
-                    register()
+                    register(continuation)
                     perform(instance.takeActions())
                 }
             }

@@ -70,37 +70,63 @@ extension FlotillaNode {
         for submission in waiting { submission.completion(.failure(error)) }
     }
 
-    /// In the loop: the submitted writes join the batch for the next Ready, as `apply(_:)`'s
-    /// do. One submitted while no leader is known waits for one in a task of its own, as
-    /// `apply(_:)` does.
+    /// In the loop: the submitted writes join the batch for the next Ready, as `apply(_:)`'s do.
     func takeSubmissions(now: ContinuousClock.Instant) {
         let waiting = submissions.withLock { inbox in
             defer { inbox.waiting = [] }
             return inbox.waiting
         }
         for submission in waiting {
-            if let tooLarge = proposalSizeError(submission.command) {
-                submission.completion(.failure(tooLarge))
-                continue
-            }
-            guard instance.leader != 0 else {
-                Task {
-                    do throws(FlotillaError) {
-                        submission.completion(.success(try await self.apply(submission.command)))
-                    } catch {
-                        submission.completion(.failure(error))
-                    }
-                }
-                continue
-            }
-            metrics.proposals.increment()
-            let failed = metrics.proposalsFailed
-            let id = instance.ids.make()
-            parked[id] = .writeCallback { outcome in
-                if case .failure = outcome { failed.increment() }
-                submission.completion(outcome)
-            }
-            instance.propose(submission.command, id: id, deadline: now + configuration.requestTimeout)
+            submitWrite(submission.command, id: instance.ids.make(), now: now, completion: submission.completion)
         }
     }
+
+    /// The one path of every write, `apply(_:)`'s and `apply(_:completion:)`'s: checks its size,
+    /// and proposes it under request `id` — at once when a leader is known, else once one is
+    /// (waiting at most `leaderWait`). `completion` is called once, on the actor.
+    func submitWrite(
+        _ command: [UInt8], id: UInt64, now: ContinuousClock.Instant,
+        completion: @escaping @Sendable (Result<Machine.Response, FlotillaError>) -> Void
+    ) {
+        if let tooLarge = proposalSizeError(command) {
+            completion(.failure(tooLarge))
+            return
+        }
+        metrics.proposals.increment()
+        let failed = metrics.proposalsFailed
+        let counted: @Sendable (Result<Machine.Response, FlotillaError>) -> Void = { outcome in
+            if case .failure = outcome { failed.increment() }
+            completion(outcome)
+        }
+        let deadline = now + configuration.requestTimeout
+        if instance.leader != 0 {
+            parked[id] = .write(counted)
+            instance.propose(command, id: id, deadline: deadline)
+        } else {
+            // Raft drops a proposal while no leader is known: wait for one under the same id
+            // (so cancelling finds it), then propose (`proposeAwaitingWrite`).
+            parked[id] = .writeAwaitingLeader(AwaitingWrite(command: command, deadline: deadline, completion: counted))
+            instance.waitForLeader(0, id: id, deadline: min(deadline, now + configuration.leaderWait), expiry: .noLeader)
+        }
+    }
+
+    /// A leader is known (`outcome` succeeded): propose the write that waited for one, still
+    /// under `id`; or fail it with the wait's error.
+    func proposeAwaitingWrite(_ write: AwaitingWrite<Machine.Response>, id: UInt64, outcome: Result<UInt64, FlotillaError>) {
+        switch outcome {
+        case .success:
+            parked[id] = .write(write.completion)
+            instance.propose(write.command, id: id, deadline: write.deadline)
+            wake()
+        case .failure(let error):
+            write.completion(.failure(error))
+        }
+    }
+}
+
+/// A write that waits for a leader before it is proposed.
+struct AwaitingWrite<Response: Sendable> {
+    let command: [UInt8]
+    let deadline: ContinuousClock.Instant
+    let completion: @Sendable (Result<Response, FlotillaError>) -> Void
 }

@@ -56,15 +56,15 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
 
     public var description: String { "\(status.code) \(message)" }
 
-    /// The answer: the status, JSON `{"error": "…"}`, and the error's own header fields.
-    var answer: PlainAnswer {
+    /// The response: the status, JSON `{"error": "…"}`, and the error's own header fields.
+    var apiResponse: APIResponse {
         var fields: HTTPFields = [.contentType: jsonContentType]
         fields.append(contentsOf: headers)
-        return PlainAnswer(status: status, headers: fields, body: jsonBytes(ErrorBody(error: message)))
+        return APIResponse(status: status, fields: fields, body: jsonBytes(ErrorBody(error: message)))
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        answer.response
+        apiResponse.routerResponse
     }
 
     private struct ErrorBody: Encodable {
@@ -90,16 +90,18 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// An answer as status, header fields and body: what the router's `Response` and the bytes
-/// `KeyValueWirePath` writes are both made from, so that the two answer alike.
-struct PlainAnswer: Sendable {
+/// A whole response of the API — status, header fields, body — before either writer has it:
+/// the router's `Response` and the head and body `KeyRouteHandler` writes are both made from
+/// one, so that the two answer alike.
+struct APIResponse: Sendable {
     var status: HTTPResponse.Status
-    var headers: HTTPFields = [:]
+    var fields: HTTPFields = [:]
     /// Nil for none (204).
     var body: [UInt8]?
 
-    var response: Response {
-        Response(status: status, headers: headers, body: body.map { ResponseBody(byteBuffer: ByteBuffer(bytes: $0)) } ?? ResponseBody())
+    /// As the router returns it.
+    var routerResponse: Response {
+        Response(status: status, headers: fields, body: body.map { ResponseBody(byteBuffer: ByteBuffer(bytes: $0)) } ?? ResponseBody())
     }
 }
 

@@ -56,6 +56,21 @@ public struct BrowserProtection: Sendable, Hashable {
         return .allow
     }
 
+    /// The error a request with these fields is refused with (403, 421), or nil to serve it:
+    /// what both the router's middleware and `KeyRouteHandler` answer.
+    func refusal(host: String?, origin: String?, fetchSite: String?) -> APIError? {
+        switch verdict(host: host, origin: origin, fetchSite: fetchSite) {
+        case .allow:
+            return nil
+        case .crossSite(let reason):
+            return APIError(.forbidden, reason + "; browsers on other sites may not use this API")
+        case .misdirected(let host):
+            return APIError(
+                .misdirectedRequest,
+                "Host \(host) is not this server: it listens on loopback and answers only loopback names (localhost, 127.0.0.1, [::1])")
+        }
+    }
+
     /// `host[:port]` of `scheme://host[:port]`, or nil (`null`, or not an origin).
     static func authority(ofOrigin origin: String) -> Substring? {
         guard let separator = origin.firstRange(of: "://") else { return nil }
@@ -121,18 +136,11 @@ struct BrowserProtectionMiddleware<Context: RequestContext>: RouterMiddleware {
     static var secFetchSite: HTTPField.Name { HTTPField.Name("Sec-Fetch-Site")! }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        switch protection.verdict(
+        if let refusal = protection.refusal(
             host: request.head.authority, origin: request.headers[.origin], fetchSite: request.headers[Self.secFetchSite])
         {
-        case .allow:
-            return try await next(request, context)
-        case .crossSite(let reason):
-            return APIError(.forbidden, reason + "; browsers on other sites may not use this API").answer.response
-        case .misdirected(let host):
-            return APIError(
-                .misdirectedRequest,
-                "Host \(host) is not this server: it listens on loopback and answers only loopback names (localhost, 127.0.0.1, [::1])"
-            ).answer.response
+            return refusal.apiResponse.routerResponse
         }
+        return try await next(request, context)
     }
 }

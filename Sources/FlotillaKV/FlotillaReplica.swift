@@ -28,31 +28,15 @@ public struct FlotillaReplica: KeyValueReplica {
         self.node = node
     }
 
-    public func put(key: [UInt8], value: [UInt8]) async throws -> KeyValueStore.Outcome {
-        try await write(.put(key: key, value: value))
-    }
-
-    public func delete(key: [UInt8]) async throws -> KeyValueStore.Outcome {
-        try await write(.delete(key: key))
-    }
-
-    private func write(_ command: KeyValueStore.Command) async throws(ReplicaError) -> KeyValueStore.Outcome {
-        let response: Result<KeyValueStore.Outcome, KeyValueStoreError>
-        do {
-            response = try await node.apply(command.encoded())
-        } catch {
-            throw ReplicaError(error)
-        }
-        return try Self.outcome(of: response).get()
-    }
-
     /// Through `FlotillaNode.apply(_:completion:)`: no task, and `completion` runs on the
     /// node's actor as the write applies.
-    public func write(key: [UInt8], value: [UInt8]?, completion: @escaping @Sendable (Result<KeyValueStore.Outcome, any Error>) -> Void) {
+    public func write(
+        key: [UInt8], value: [UInt8]?, completion: @escaping @Sendable (Result<KeyValueStore.Outcome, ReplicaError>) -> Void
+    ) {
         let command: KeyValueStore.Command = value.map { .put(key: key, value: $0) } ?? .delete(key: key)
         node.apply(command.encoded()) { result in
             switch result {
-            case .success(let response): completion(Self.outcome(of: response).mapError { $0 })
+            case .success(let response): completion(Self.outcome(of: response))
             case .failure(let error): completion(.failure(ReplicaError(error)))
             }
         }

@@ -71,100 +71,85 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
         return router
     }
 
-    /// Adds the routes (and the browser-protection and JSON-error middleware, which apply to the
-    /// routes added after them and to unknown routes) to `router`.
+    /// Adds the routes of `APIRoute` (and the browser-protection and JSON-error middleware,
+    /// which apply to the routes added after them and to unknown routes) to `router`.
     public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
         router.add(middleware: BrowserProtectionMiddleware<Context>(protection: browserProtection))
         router.add(middleware: JSONErrorMiddleware<Context>())
+        for route in APIRoute.allCases where route != .metrics || metrics != nil {
+            router.on(RouterPath(route.path), method: route.method) { request, context in
+                try await self.respond(to: route, request, context: context)
+            }
+        }
+    }
 
-        // Constant paths first: among siblings the router takes the first that matches.
-        router.get("health") { _, _ in try await self.health() }
-        router.get("v1/status") { _, _ in try await self.statusResponse() }
-
-        router.get("set") { request, _ in
-            let key = try self.checkedKey(request.uri.queryParameters["key"].map { Array($0.utf8) }, source: "query parameter key")
+    /// The router's handler of every route.
+    private func respond(to route: APIRoute, _ request: Request, context: some RequestContext) async throws -> Response {
+        switch route {
+        case .health:
+            return try await health()
+        case .status:
+            return jsonResponse(await replica.status())
+        case .demoSet:
+            let key = try checkedKey(request.uri.queryParameters["key"].map { Array($0.utf8) }, source: "query parameter key")
             guard let rawValue = request.uri.queryParameters["value"] else {
                 throw APIError(.badRequest, "missing query parameter value (use value= for an empty value)")
             }
             let value = Array(rawValue.utf8)
-            try self.checkValueSize(value.count)
-            return try await self.perform(.put(key: key, value: value)).response
-        }
-        router.get("get") { request, _ in
-            let key = try self.checkedKey(request.uri.queryParameters["key"].map { Array($0.utf8) }, source: "query parameter key")
-            return try await self.perform(.get(key: key, consistency: .linearizable)).response
-        }
-
-        // The key routes below are also what `KeyValueWirePath` serves in `flotilla serve`,
-        // through the same `pathKey` and `perform` (it leaves bodies over the limit to these).
-        router.put("v1/kv/:key") { request, context in
-            let key = try self.pathKey(context)
-            return try await self.perform(.put(key: key, value: try await self.body(of: request))).response
-        }
-        router.get("v1/kv/:key") { request, context in
-            let key = try self.pathKey(context)
-            return try await self.perform(.get(key: key, consistency: try self.consistency(of: request))).response
-        }
-        router.delete("v1/kv/:key") { _, context in
-            return try await self.perform(.delete(key: try self.pathKey(context))).response
-        }
-
-        if let metrics {
-            router.get("metrics") { _, _ in
-                Response(
-                    status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
-            }
-        }
-
-        router.get("v1/members") { _, _ in
-            jsonResponse(MemberList(members: try await self.replica.members()))
-        }
-        router.post("v1/members") { request, _ in
-            let body = try await self.jsonBody(MemberRequest.self, of: request, example: #"{"id":4,"peerURL":"http://127.0.0.1:12379","learner":false}"#)
+            try checkValueSize(value.count)
+            return try await perform(.put(key: key, value: value)).apiResponse.routerResponse
+        case .demoGet:
+            let key = try checkedKey(request.uri.queryParameters["key"].map { Array($0.utf8) }, source: "query parameter key")
+            return try await perform(.get(key: key, consistency: .linearizable)).apiResponse.routerResponse
+        case .putV1Key, .putKey:
+            let key = try pathKey(context)
+            return try await perform(.put(key: key, value: try await body(of: request))).apiResponse.routerResponse
+        case .getV1Key:
+            let key = try pathKey(context)
+            return try await perform(.get(key: key, consistency: try consistency(of: request))).apiResponse.routerResponse
+        case .getKey:
+            return try await perform(.get(key: try pathKey(context), consistency: .linearizable)).apiResponse.routerResponse
+        case .deleteV1Key:
+            return try await perform(.delete(key: try pathKey(context))).apiResponse.routerResponse
+        case .metrics:
+            // Added only with a registry (`addRoutes`).
+            guard let metrics else { throw APIError(.notFound, "no such route: GET /metrics (this server has no metrics)") }
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
+        case .listMembers:
+            return jsonResponse(MemberList(members: try await replica.members()))
+        case .addMember:
+            let body = try await jsonBody(MemberRequest.self, of: request, example: #"{"id":4,"peerURL":"http://127.0.0.1:12379","learner":false}"#)
             let id = try Self.checkedMemberID(body.id)
             let peerURL = try Self.peerURL(body.peerURL)
-            try await self.replica.addMember(id: id, peerURL: peerURL, asLearner: body.learner ?? false)
+            try await replica.addMember(id: id, peerURL: peerURL, asLearner: body.learner ?? false)
             return Response(status: .noContent)
-        }
-        router.delete("v1/members/:id") { _, context in
-            try await self.replica.removeMember(id: try Self.memberID(context.parameters.get("id")))
+        case .removeMember:
+            try await replica.removeMember(id: try Self.memberID(context.parameters.get("id")))
             return Response(status: .noContent)
-        }
-        router.post("v1/leader") { request, _ in
-            let body = try await self.jsonBody(LeaderRequest.self, of: request, example: #"{"id":2}"#)
-            try await self.replica.transferLeadership(to: try Self.checkedMemberID(body.id))
+        case .transferLeadership:
+            let body = try await jsonBody(LeaderRequest.self, of: request, example: #"{"id":2}"#)
+            try await replica.transferLeadership(to: try Self.checkedMemberID(body.id))
             return Response(status: .noContent)
-        }
-        // `POST /ID` and `DELETE /ID` share the root capture with `PUT|GET /KEY` (one parameter
-        // name per trie node).
-        router.post(":key") { request, context in
+        case .addMemberByID:
             let raw = context.parameters.get("key") ?? ""
             guard Self.isAllDigits(raw) else {
                 throw APIError(.notFound, "no such route: POST \(request.uri.path); add a member with POST /ID (ID all digits), body = its peer URL")
             }
             let id = try Self.memberID(raw)
-            let text = String(decoding: try await self.smallBody(of: request).readableBytesView, as: UTF8.self)
+            let text = String(decoding: try await smallBody(of: request).readableBytesView, as: UTF8.self)
             // `curl -d` and `echo` may leave a newline after the URL.
             let peerURL = try Self.peerURL(String(text.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed()))
-            try await self.replica.addMember(id: id, peerURL: peerURL, asLearner: false)
+            try await replica.addMember(id: id, peerURL: peerURL, asLearner: false)
             return Response(status: .noContent)
-        }
-        router.delete(":key") { request, context in
+        case .removeMemberByID:
             let raw = context.parameters.get("key") ?? ""
             guard Self.isAllDigits(raw) else {
                 throw APIError(.notFound, "no such route: DELETE \(request.uri.path); delete a key with DELETE /v1/kv/KEY")
             }
-            try await self.replica.removeMember(id: try Self.memberID(raw))
+            try await replica.removeMember(id: try Self.memberID(raw))
             return Response(status: .noContent)
-        }
-
-        router.put(":key") { request, context in
-            let key = try self.pathKey(context)
-            return try await self.perform(.put(key: key, value: try await self.body(of: request))).response
-        }
-        router.get(":key") { _, context in
-            try await self.perform(.get(key: try self.pathKey(context), consistency: .linearizable)).response
         }
     }
 
@@ -244,49 +229,43 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
         /// 200 with the value as `application/octet-stream`.
         case value([UInt8])
 
-        var answer: PlainAnswer {
+        var apiResponse: APIResponse {
             switch self {
-            case .applied: PlainAnswer(status: .noContent)
-            case .value(let value): PlainAnswer(status: .ok, headers: [.contentType: "application/octet-stream"], body: value)
+            case .applied: APIResponse(status: .noContent)
+            case .value(let value): APIResponse(status: .ok, fields: [.contentType: "application/octet-stream"], body: value)
             }
-        }
-
-        var response: Response { answer.response }
-    }
-
-    /// Carries out a key-value request: writes answer once applied, reads with `consistency`.
-    /// Throws the replica's errors, and a 404 `APIError` for a key that is absent.
-    func perform(_ operation: KeyOperation) async throws -> KeyAnswer {
-        switch operation {
-        case .put(let key, let value):
-            _ = try await replica.put(key: key, value: value)
-            return .applied
-        case .delete(let key):
-            _ = try await replica.delete(key: key)
-            return .applied
-        case .get(let key, let consistency):
-            guard let value = try await replica.get(key: key, consistency: consistency) else {
-                throw APIError(.notFound, "key not found")
-            }
-            return .value(value)
         }
     }
 
-    /// `perform`, its answer handed to `completion`: writes through the replica's completion
-    /// handler (no task), reads in a task. `completion` is called once, on any thread.
+    /// Carries out a key-value request and hands its answer to `completion`: writes answer once
+    /// applied (through the replica's completion handler: no task), reads with `consistency`
+    /// (in a task: a read awaits ReadIndex). The error is the replica's, or a 404 `APIError` for
+    /// a key that is absent. `completion` is called once, on any thread.
     func perform(_ operation: KeyOperation, completion: @escaping @Sendable (Result<KeyAnswer, any Error>) -> Void) {
         switch operation {
         case .put(let key, let value):
-            replica.write(key: key, value: value) { completion($0.map { _ in .applied }) }
+            replica.write(key: key, value: value) { completion($0.map { _ in .applied }.mapError { $0 }) }
         case .delete(let key):
-            replica.write(key: key, value: nil) { completion($0.map { _ in .applied }) }
-        case .get:
-            completeInTask(completion) { try await perform(operation) }
+            replica.write(key: key, value: nil) { completion($0.map { _ in .applied }.mapError { $0 }) }
+        case .get(let key, let consistency):
+            Task {
+                do {
+                    guard let value = try await replica.get(key: key, consistency: consistency) else {
+                        throw APIError(.notFound, "key not found")
+                    }
+                    completion(.success(.value(value)))
+                } catch {
+                    completion(.failure(error))
+                }
+            }
         }
     }
 
-    private func statusResponse() async throws -> Response {
-        jsonResponse(await replica.status())
+    /// `perform(_:completion:)`, awaited: for the router's handlers.
+    func perform(_ operation: KeyOperation) async throws -> KeyAnswer {
+        try await withCheckedContinuation { continuation in
+            perform(operation) { continuation.resume(returning: $0) }
+        }.get()
     }
 
     private func health() async throws -> Response {
@@ -323,7 +302,7 @@ public struct HTTPAPI<Replica: KeyValueReplica>: Sendable {
         return try checkedKey(bytes, source: "key")
     }
 
-    private func checkedKey(_ key: [UInt8]?, source: String) throws(APIError) -> [UInt8] {
+    func checkedKey(_ key: [UInt8]?, source: String) throws(APIError) -> [UInt8] {
         guard let key, !key.isEmpty else {
             throw APIError(.badRequest, "missing or empty \(source): keys are 1 to \(limits.maxKeyBytes) bytes")
         }

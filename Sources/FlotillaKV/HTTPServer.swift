@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 import ServiceLifecycle
 import Synchronization
@@ -17,7 +18,7 @@ import Foundation
 
 /// The `flotilla serve` HTTP application: the API's routes on `address`, with `services` (the
 /// `FlotillaNode`) run beside the HTTP server and shut down after it. Each connection answers
-/// the key routes through `KeyValueWirePath` and everything else through the router; with
+/// the key routes through `KeyRouteHandler` and everything else through the router; with
 /// `tls`, inside TLS.
 public func makeApplication<Replica: KeyValueReplica>(
     api: HTTPAPI<Replica>, services: [any Service], address: BindAddress, tls: APITLS? = nil,
@@ -28,7 +29,7 @@ public func makeApplication<Replica: KeyValueReplica>(
         router: api.makeRouter(),
         server: HTTPServerBuilder { responder in
             KeyValueHTTP1Channel(base: HTTP1Channel(responder: responder), tls: tls, limits: limits, logger: logger) {
-                KeyValueWirePath(api: api, serverName: serverName, logger: logger)
+                KeyRouteHandler(api: api, serverName: serverName, logger: logger)
             }
         },
         configuration: ApplicationConfiguration(
@@ -40,9 +41,9 @@ public func makeApplication<Replica: KeyValueReplica>(
         logger: logger)
 }
 
-/// Hummingbird's HTTP/1 connection with `KeyValueWirePath` first in the pipeline: ahead of
-/// the response encoder, so that the raw answers it writes go straight to the socket, and of
-/// the request decoder, which reads a connection's bytes only once the wire path hands them on.
+/// Hummingbird's HTTP/1 connection with `KeyRouteHandler` between NIO's HTTP/1 codec and
+/// Hummingbird's (`HTTP1ToHTTPServerCodec`): it reads the decoder's parts and writes through
+/// the encoder, and Hummingbird's codec sees only the requests it hands on.
 struct KeyValueHTTP1Channel<Replica: KeyValueReplica>: ServerChildChannel, HTTPChannelHandler {
     typealias Value = HTTP1Channel.Value
 
@@ -50,17 +51,17 @@ struct KeyValueHTTP1Channel<Replica: KeyValueReplica>: ServerChildChannel, HTTPC
     let tls: APITLS?
     let limits: ClientConnectionLimits
     let logger: Logger
-    let makeWirePath: @Sendable () -> KeyValueWirePath<Replica>
+    let makeKeyRouteHandler: @Sendable () -> KeyRouteHandler<Replica>
 
     init(
         base: HTTP1Channel, tls: APITLS?, limits: ClientConnectionLimits, logger: Logger,
-        makeWirePath: @escaping @Sendable () -> KeyValueWirePath<Replica>
+        makeKeyRouteHandler: @escaping @Sendable () -> KeyRouteHandler<Replica>
     ) {
         self.base = base
         self.tls = tls
         self.limits = limits
         self.logger = logger
-        self.makeWirePath = makeWirePath
+        self.makeKeyRouteHandler = makeKeyRouteHandler
     }
 
     var responder: Responder { base.responder }
@@ -68,10 +69,12 @@ struct KeyValueHTTP1Channel<Replica: KeyValueReplica>: ServerChildChannel, HTTPC
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         base.setup(channel: channel, logger: logger).flatMapThrowing { value in
             let pipeline = channel.pipeline.syncOperations
-            try pipeline.addHandler(makeWirePath(), position: .first)
+            // Right after NIO's decoder, that is before Hummingbird's codec.
+            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try pipeline.addHandler(makeKeyRouteHandler(), position: .after(decoder))
             // The deadlines see every plaintext byte, whoever answers it.
             try pipeline.addHandler(ClientConnectionDeadlines(limits: limits, logger: logger), position: .first)
-            // TLS ahead of everything: the wire path and the decoder read plaintext.
+            // TLS ahead of everything: the decoder reads plaintext.
             if let tls { try pipeline.addHandler(tls.handler(), position: .first) }
             return value
         }

@@ -5,10 +5,13 @@ import Flotilla
 ///
 /// Every method throws `ReplicaError` only.
 public protocol KeyValueReplica: Sendable {
-    /// Stores `value` under `key`; returns once the write is committed and applied here.
-    func put(key: [UInt8], value: [UInt8]) async throws -> KeyValueStore.Outcome
-    /// Removes `key`; returns once the delete is committed and applied here.
-    func delete(key: [UInt8]) async throws -> KeyValueStore.Outcome
+    /// Stores `value` under `key` (or, when `value` is nil, removes `key`), and hands the outcome
+    /// to `completion` once the write is committed and applied here. `completion` is called
+    /// once, on any thread, and must be quick.
+    ///
+    /// A completion handler rather than `async`: the HTTP handlers call it from an event loop,
+    /// where an `await` would cost a task per request (`put` and `delete` await it).
+    func write(key: [UInt8], value: [UInt8]?, completion: @escaping @Sendable (Result<KeyValueStore.Outcome, ReplicaError>) -> Void)
     /// The value under `key`, or nil. `.linearizable` reflects every write acknowledged before the
     /// call (ReadIndex); `.serializable` reads this replica's state as it is, without asking the
     /// leader (fast, possibly stale on a follower).
@@ -29,11 +32,6 @@ public protocol KeyValueReplica: Sendable {
     func removeMember(id: UInt64) async throws
     /// Hands leadership to voter `id`; returns once this replica sees it lead.
     func transferLeadership(to id: UInt64) async throws
-
-    /// `put` or `delete` (`value` nil), its outcome handed to `completion` instead of awaited:
-    /// for callers on an event loop that would otherwise start a task per request.
-    /// `completion` is called once, on any thread; the error is a `ReplicaError`.
-    func write(key: [UInt8], value: [UInt8]?, completion: @escaping @Sendable (Result<KeyValueStore.Outcome, any Error>) -> Void)
 }
 
 extension KeyValueReplica {
@@ -42,25 +40,20 @@ extension KeyValueReplica {
         await status()
     }
 
-    /// `put` or `delete` in a task of its own.
-    public func write(key: [UInt8], value: [UInt8]?, completion: @escaping @Sendable (Result<KeyValueStore.Outcome, any Error>) -> Void) {
-        completeInTask(completion) {
-            if let value { try await put(key: key, value: value) } else { try await delete(key: key) }
-        }
+    /// Stores `value` under `key`; returns once the write is committed and applied here.
+    public func put(key: [UInt8], value: [UInt8]) async throws(ReplicaError) -> KeyValueStore.Outcome {
+        try await awaitWrite(key: key, value: value)
     }
-}
 
-/// Runs `body` in a task of its own and hands its outcome to `completion`: the completion-handler
-/// form of an async call.
-func completeInTask<T: Sendable>(
-    _ completion: @escaping @Sendable (Result<T, any Error>) -> Void, _ body: @escaping @Sendable () async throws -> T
-) {
-    Task {
-        do {
-            completion(.success(try await body()))
-        } catch {
-            completion(.failure(error))
-        }
+    /// Removes `key`; returns once the delete is committed and applied here.
+    public func delete(key: [UInt8]) async throws(ReplicaError) -> KeyValueStore.Outcome {
+        try await awaitWrite(key: key, value: nil)
+    }
+
+    private func awaitWrite(key: [UInt8], value: [UInt8]?) async throws(ReplicaError) -> KeyValueStore.Outcome {
+        try await withCheckedContinuation { continuation in
+            write(key: key, value: value) { continuation.resume(returning: $0) }
+        }.get()
     }
 }
 

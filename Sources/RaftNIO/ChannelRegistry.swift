@@ -51,6 +51,6 @@ struct TransportContext: Sendable {
     let group: any EventLoopGroup
     let logger: Logger
     let registry: ChannelRegistry
-    /// Yields into the transport's `events` stream.
+    /// Hands an event to the transport's delivery.
     let report: @Sendable (TransportEvent) -> Void
 }

@@ -9,33 +9,28 @@ import Synchronization
 /// A `final class` that is `Sendable` rather than an actor: `send` is called from the Ready
 /// loop on every iteration and must not hop or suspend, so it takes a lock, appends to the
 /// peers' bounded queues and returns; the network work happens on the event loops. Everything
-/// received comes out of `messages`, in arrival order per connection; what raft must hear about
-/// its sends comes out of `events`.
+/// received is handed to the `TransportDelivery` it was made with, on the event loop that read
+/// it, in arrival order per connection; so is what raft must hear about its sends.
 ///
 /// ```swift
-/// let transport = RaftTransport(configuration: config, eventLoopGroup: group, logger: logger)
+/// let transport = RaftTransport(
+///     configuration: config, eventLoopGroup: group, logger: logger,
+///     delivery: TransportDelivery(
+///         message: { message in inbox.yield(.message(message)) },   // enqueue, don't process
+///         event: { event in inbox.yield(.transport(event)) }))      // reportUnreachable / reportSnapshot
 /// let port = try await transport.start()
 /// transport.addPeer(id: 2, address: TransportAddress(host: "10.0.0.2", port: 2380))
-/// transport.send(ready.messages)                                 // never blocks
-/// for await message in transport.messages { try await node.step(message) }
-/// for await event in transport.events {                          // in another task
-///     switch event {
-///     case .unreachable(let id): try await node.reportUnreachable(id)
-///     case .snapshot(let id, let status): try await node.reportSnapshot(id, status: status)
-///     }
-/// }
+/// transport.send(ready.messages)                                   // never blocks
 /// await transport.shutdown()
 /// ```
+///
+/// One delivery mode only, callbacks: a runtime has a queue of its own (the Ready loop's
+/// inbox), and a stream in between would cost a hop and a task per message. A caller that wants
+/// an `AsyncSequence` makes one with `AsyncStream.makeStream` and yields into it from the
+/// callbacks.
 public final class RaftTransport: Sendable {
     public let configuration: RaftTransportConfiguration
-    /// Messages received from peers. Unbounded: the runtime is expected to step them as they
-    /// come (raft tolerates loss, not a stalled transport). Finishes on `shutdown()`.
-    public let messages: AsyncStream<Message>
-    /// Feedback for `reportUnreachable` / `reportSnapshot`. Finishes on `shutdown()`.
-    public let events: AsyncStream<TransportEvent>
 
-    private let messageContinuation: AsyncStream<Message>.Continuation
-    private let eventContinuation: AsyncStream<TransportEvent>.Continuation
     private let deliverMessage: @Sendable (Message) -> Void
     private let reportRefusal: @Sendable (PeerInputRefusal) -> Void
     /// The peers and their addresses (`addPeer` / `removePeer`): whom inbound streams may come
@@ -43,6 +38,8 @@ public final class RaftTransport: Sendable {
     private let directory = PeerDirectory()
     private let context: TransportContext
     private let state = Mutex(State())
+    /// Off from the start of `shutdown()`: events are no longer reported.
+    private let reporting = ReportingSwitch()
 
     private struct State {
         enum Lifecycle {
@@ -63,44 +60,23 @@ public final class RaftTransport: Sendable {
         public let description: String
     }
 
-    public convenience init(configuration: RaftTransportConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) {
-        self.init(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger, delivery: nil)
-    }
-
-    /// A transport that hands what it receives to `delivery` instead of `messages` and
-    /// `events` (which then stay empty): a runtime with a queue of its own saves a hop
-    /// through a stream and a task per message.
-    public convenience init(
+    /// A transport that hands what it receives to `delivery`, whose callbacks run on the
+    /// transport's event loops and must return quickly (enqueue, don't process).
+    public init(
         configuration: RaftTransportConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger,
         delivery: TransportDelivery
     ) {
-        self.init(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger, delivery: Optional(delivery))
-    }
-
-    private init(
-        configuration: RaftTransportConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger,
-        delivery: TransportDelivery?
-    ) {
         self.configuration = configuration
-        (messages, messageContinuation) = AsyncStream.makeStream(of: Message.self)
-        (events, eventContinuation) = AsyncStream.makeStream(of: TransportEvent.self)
         var logger = logger
         logger[metadataKey: "raft.node"] = "\(hex(configuration.localID))"
-        let report: @Sendable (TransportEvent) -> Void
-        if let delivery {
-            deliverMessage = delivery.message
-            report = delivery.event
-            reportRefusal = delivery.refused
-        } else {
-            reportRefusal = { _ in }
-            let messageContinuation = messageContinuation
-            let eventContinuation = eventContinuation
-            deliverMessage = { messageContinuation.yield($0) }
-            report = { eventContinuation.yield($0) }
-        }
+        deliverMessage = delivery.message
+        reportRefusal = delivery.refused
+        // Once shutdown begins, what the closing connections report is of no use to anyone.
+        let reporting = reporting
+        let report = delivery.event
         context = TransportContext(
             configuration: configuration, group: eventLoopGroup, logger: logger, registry: ChannelRegistry(),
-            report: report)
+            report: { event in if reporting.isOn { report(event) } })
     }
 
     /// Binds the listener and returns the port it is bound to (useful with port 0).
@@ -252,8 +228,8 @@ public final class RaftTransport: Sendable {
         }
     }
 
-    /// Stops accepting, closes every connection, cancels snapshot streams, and finishes
-    /// `messages` and `events`. Idempotent. The event loop group stays the caller's.
+    /// Stops accepting, closes every connection and cancels snapshot streams; no event is
+    /// reported from its start. Idempotent. The event loop group stays the caller's.
     public func shutdown() async {
         let (listener, peers, tasks) = state.withLock { state -> ((any Channel)?, [PeerStream], [Task<Void, Never>]) in
             var listener: (any Channel)?
@@ -265,20 +241,17 @@ public final class RaftTransport: Sendable {
             }
             return (listener, Array(state.peers.values), Array(state.snapshotTasks.values))
         }
-        // Finish the streams first: what the closing connections report is of no use to anyone.
-        eventContinuation.finish()
+        reporting.turnOff()
         try? await listener?.close()
         for peer in peers { peer.close() }
         for task in tasks { task.cancel() }
         try? await context.registry.closeAll(eventLoop: context.group.next()).get()
         for task in tasks { await task.value }
-        messageContinuation.finish()
         context.logger.debug("raft transport shut down")
     }
 }
 
-/// Where a transport made with `init(configuration:eventLoopGroup:logger:delivery:)` hands what
-/// it receives. Both are called on the transport's event loops, in arrival order per
+/// Where a transport hands what it receives. Both are called on the transport's event loops, in arrival order per
 /// connection: they must return quickly and never block (enqueue, don't process).
 public struct TransportDelivery: Sendable {
     /// A message received from a peer.
@@ -296,4 +269,12 @@ public struct TransportDelivery: Sendable {
         self.event = event
         self.refused = refused
     }
+}
+
+/// Whether a transport still reports events to its delivery.
+private final class ReportingSwitch: Sendable {
+    private let on = Atomic<Bool>(true)
+
+    var isOn: Bool { on.load(ordering: .relaxed) }
+    func turnOff() { on.store(false, ordering: .relaxed) }
 }

@@ -6,7 +6,7 @@ import Testing
 @testable import FlotillaKV
 
 /// A web page open in a browser on the same machine must not reach the API: cross-site requests
-/// get 403 and rebound Host names 421, on the router and on the wire path, and nothing reaches
+/// get 403 and rebound Host names 421, on the router and on the key-route handler, and nothing reaches
 /// the replica. Requests from non-browser clients pass as before.
 @Suite struct BrowserProtectionTests {
     @Test func loopbackHostNames() {
@@ -39,8 +39,8 @@ import Testing
         #expect(off.verdict(host: "evil.example", origin: "http://evil.example", fetchSite: "cross-site") == .allow)
     }
 
-    /// Each request as a browser would send it, through a live server (where the wire path
-    /// answers the key routes) that listens on loopback.
+    /// Each request as a browser would send it, through a live server (where the key-route
+    /// handler answers the key routes) that listens on loopback.
     @Test(.timeLimit(.minutes(1)))
     func browserRequestsAreRefusedAndReachNothing() async throws {
         let replica = RecordingReplica()
@@ -58,7 +58,7 @@ import Testing
                 ("GET /set?key=a&value=b HTTP/1.1\r\nHost: \(own)\r\nSec-Fetch-Site: cross-site\r\n\r\n", 403),
                 // A form on any site, text/plain: adds a phantom voter.
                 ("POST /2 HTTP/1.1\r\nHost: \(own)\r\nOrigin: http://evil.example\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n\r\nhttp://127.0.0.1:9999", 403),
-                // The key routes, which the wire path serves: left to the router when a browser sent them.
+                // The key routes, which the key-route handler serves, refusing as the router does.
                 ("PUT /k HTTP/1.1\r\nHost: \(own)\r\nOrigin: http://evil.example\r\nContent-Length: 1\r\n\r\nv", 403),
                 ("PUT /v1/kv/k HTTP/1.1\r\nHost: \(own)\r\nSec-Fetch-Site: cross-site\r\nContent-Length: 1\r\n\r\nv", 403),
                 ("PUT /k HTTP/1.1\r\nHost: \(own)\r\nOrigin: null\r\nContent-Length: 1\r\n\r\nv", 403),
@@ -95,13 +95,14 @@ import Testing
 final class RecordingReplica: KeyValueReplica {
     let calls = Mutex<[String]>([])
 
-    func put(key: [UInt8], value: [UInt8]) async throws -> KeyValueStore.Outcome {
-        calls.withLock { $0.append("put \(String(decoding: key, as: UTF8.self))") }
-        return .stored(replaced: false)
-    }
-    func delete(key: [UInt8]) async throws -> KeyValueStore.Outcome {
-        calls.withLock { $0.append("delete") }
-        return .deleted(existed: false)
+    func write(key: [UInt8], value: [UInt8]?, completion: @escaping @Sendable (Result<KeyValueStore.Outcome, ReplicaError>) -> Void) {
+        if value != nil {
+            calls.withLock { $0.append("put \(String(decoding: key, as: UTF8.self))") }
+            completion(.success(.stored(replaced: false)))
+        } else {
+            calls.withLock { $0.append("delete") }
+            completion(.success(.deleted(existed: false)))
+        }
     }
     func get(key: [UInt8], consistency: ReadConsistency) async throws -> [UInt8]? { nil }
     func status() async -> ReplicaStatus { ReplicaStatus(id: 1, term: 1, leader: 1, commit: 0, applied: 0, state: "leader") }

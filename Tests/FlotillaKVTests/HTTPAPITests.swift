@@ -452,7 +452,7 @@ import Testing
 
 /// The two ways to the API: HummingbirdTesting's router client (the routes alone), and a live
 /// server on loopback (the routes behind `flotilla serve`'s connection pipeline, where
-/// `KeyValueWirePath` answers the key routes). Every test runs both ways, so the fast path
+/// `KeyRouteHandler` answers the key routes). Every test runs both ways, so the handler
 /// answers what the router answers.
 enum Via: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case router, live
@@ -466,8 +466,9 @@ struct ScriptedReplica: KeyValueReplica {
     var error: ReplicaError
     var fixedStatus = ReplicaStatus(id: 1, term: 1, leader: 0, commit: 0, applied: 0, state: "follower")
 
-    func put(key: [UInt8], value: [UInt8]) async throws -> KeyValueStore.Outcome { throw error }
-    func delete(key: [UInt8]) async throws -> KeyValueStore.Outcome { throw error }
+    func write(key: [UInt8], value: [UInt8]?, completion: @escaping @Sendable (Result<KeyValueStore.Outcome, ReplicaError>) -> Void) {
+        completion(.failure(error))
+    }
     func get(key: [UInt8], consistency: ReadConsistency) async throws -> [UInt8]? { throw error }
     func status() async -> ReplicaStatus { fixedStatus }
     func members() async throws -> [ReplicaMember] { throw error }

@@ -22,19 +22,12 @@ extension Logger {
     }
 }
 
-/// Collects an `AsyncStream` in the background so tests can wait for what they expect, with a
-/// deadline, instead of sleeping and hoping.
+/// Collects what a transport delivers (`add` is its delivery callback) so tests can wait for
+/// what they expect, with a deadline, instead of sleeping and hoping.
 final class Collector<Element: Sendable>: Sendable {
-    let items: Locked<[Element]>
-    private let task: Task<Void, Never>
+    let items = Locked<[Element]>([])
 
-    init(_ stream: AsyncStream<Element>) {
-        let items = Locked<[Element]>([])
-        self.items = items
-        task = Task {
-            for await item in stream { items.withLock { $0.append(item) } }
-        }
-    }
+    @Sendable func add(_ item: Element) { items.withLock { $0.append(item) } }
 
     var snapshot: [Element] { items.withLock { $0 } }
 
@@ -54,8 +47,6 @@ final class Collector<Element: Sendable>: Sendable {
             try await Task.sleep(for: .milliseconds(5))  // a poll interval, not a correctness assumption
         }
     }
-
-    func cancel() { task.cancel() }
 }
 
 /// Keeps every log line, to check that refusals say why.

@@ -4,7 +4,7 @@ import NIOPosix
 import Raft
 import RaftNIO
 
-/// A few transports on loopback, each with collectors on its streams.
+/// A few transports on loopback, each delivering into collectors.
 final class TransportNode: Sendable {
     let id: UInt64
     let transport: RaftTransport
@@ -12,12 +12,12 @@ final class TransportNode: Sendable {
     let received: Collector<Message>
     let events: Collector<TransportEvent>
 
-    init(id: UInt64, transport: RaftTransport, port: Int) {
+    init(id: UInt64, transport: RaftTransport, port: Int, received: Collector<Message>, events: Collector<TransportEvent>) {
         self.id = id
         self.transport = transport
         self.port = port
-        received = Collector(transport.messages)
-        events = Collector(transport.events)
+        self.received = received
+        self.events = events
     }
 
     var address: TransportAddress { TransportAddress(host: "127.0.0.1", port: port) }
@@ -31,9 +31,12 @@ final class TransportNode: Sendable {
             backoffMin: .milliseconds(20), backoffMax: .milliseconds(200), connectTimeout: .seconds(2),
             jitter: .fixed(1))
         configure(&configuration)
-        let transport = RaftTransport(configuration: configuration, eventLoopGroup: group, logger: .quiet)
+        let (received, events) = (Collector<Message>(), Collector<TransportEvent>())
+        let transport = RaftTransport(
+            configuration: configuration, eventLoopGroup: group, logger: .quiet,
+            delivery: TransportDelivery(message: received.add, event: events.add))
         let bound = try await transport.start()
-        return TransportNode(id: id, transport: transport, port: bound)
+        return TransportNode(id: id, transport: transport, port: bound, received: received, events: events)
     }
 
     /// Messages received from `peer`.

@@ -4,40 +4,66 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import Synchronization
 import Testing
 
 @testable import FlotillaKV
 
-/// What `HTTPAPITests` cannot show through a client that sends one request at a time: the wire
-/// path answers byte for byte what the router answers, keeps HTTP/1.1's order when requests are
-/// pipelined across it and the router, takes requests however their bytes are cut, honours
-/// `Connection: close`, and lets a graceful shutdown finish its answers; and which requests it
-/// takes at all.
-@Suite struct KeyValueWirePathTests {
+/// What `HTTPAPITests` cannot show through a client that sends one request at a time: the
+/// key-route handler answers byte for byte what the router answers, keeps HTTP/1.1's order when
+/// requests are pipelined across it and the router, takes requests however their bytes are cut,
+/// honours `Connection: close`, and lets a graceful shutdown finish its answers; and which
+/// requests it takes at all.
+@Suite struct KeyRouteHandlerTests {
     // MARK: Which requests
 
+    static func head(_ method: HTTPMethod, _ uri: String, version: HTTPVersion = .http1_1, _ fields: [(String, String)] = []) -> HTTPRequestHead {
+        HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(fields))
+    }
+
     @Test func keyRoutesAreTakenAndEverythingElseGoesToTheRouter() {
-        let taken: [(HTTPRequest.Method, String, String)] = [
-            (.put, "/k", "k"), (.get, "/k", "k"), (.put, "/a%2Fb", "a%2Fb"),
-            (.put, "/v1/kv/k", "k"), (.get, "/v1/kv/k", "k"), (.delete, "/v1/kv/k", "k"),
-            (.put, "/healthy", "healthy"), (.get, "/v1kv", "v1kv"),
+        let taken: [(HTTPMethod, String, String)] = [
+            (.PUT, "/k", "k"), (.GET, "/k", "k"), (.PUT, "/a%2Fb", "a%2Fb"),
+            (.PUT, "/v1/kv/k", "k"), (.GET, "/v1/kv/k", "k"), (.DELETE, "/v1/kv/k", "k"),
+            (.PUT, "/healthy", "healthy"), (.GET, "/v1kv", "v1kv"),
         ]
-        for (method, path, key) in taken {
-            let route = KeyRoute(method: method, path: path[...])
-            #expect(route?.method == method && route?.rawKey == key[...], "\(method) \(path)")
+        for (method, uri, key) in taken {
+            let request = KeyRouteRequest(head: Self.head(method, uri), maxValueBytes: 16)
+            #expect(request?.rawKey == key[...], "\(method) \(uri)")
         }
-        let router: [(HTTPRequest.Method, String)] = [
-            (.delete, "/k"), (.post, "/k"), (.post, "/4"), (.head, "/k"),  // membership, other methods
-            (.get, "/health"), (.put, "/health"), (.get, "/metrics"), (.get, "/set"), (.get, "/get"), (.get, "/v1"),
-            (.get, "/v1/status"), (.get, "/v1/members"), (.post, "/v1/kv/k"),
-            (.get, "/v1/kv/k?serializable=true"), (.get, "/k?x=1"), (.get, "/k#f"),  // queries go to the router
-            (.get, "/"), (.get, "/k/"), (.get, "//k"), (.get, "/v1/kv/"), (.get, "/v1/kv/a/b"), (.get, "/a/b"), (.get, "k"),
+        let router: [(HTTPMethod, String)] = [
+            (.DELETE, "/k"), (.POST, "/k"), (.POST, "/4"), (.HEAD, "/k"),  // membership, other methods
+            (.GET, "/health"), (.PUT, "/health"), (.GET, "/metrics"), (.GET, "/set"), (.GET, "/get"), (.GET, "/v1"),
+            (.GET, "/v1/status"), (.GET, "/v1/members"), (.POST, "/v1/kv/k"),
+            (.GET, "/v1/kv/k?serializable=true"), (.GET, "/k?x=1"), (.GET, "/k#f"),  // queries go to the router
+            (.GET, "/"), (.GET, "/k/"), (.GET, "//k"), (.GET, "/v1/kv/"), (.GET, "/v1/kv/a/b"), (.GET, "/a/b"), (.GET, "k"),
+            (.GET, "*"), (.GET, "http://t/k"),
         ]
-        for (method, path) in router {
-            #expect(KeyRoute(method: method, path: path[...]) == nil, "\(method) \(path)")
+        for (method, uri) in router {
+            #expect(KeyRouteRequest(head: Self.head(method, uri), maxValueBytes: 16) == nil, "\(method) \(uri)")
         }
+    }
+
+    @Test func headsTheHandlerLeavesToTheRouter() {
+        let declined: [HTTPRequestHead] = [
+            Self.head(.GET, "/k", version: .http1_0),
+            Self.head(.PUT, "/k", [("Transfer-Encoding", "chunked")]),
+            Self.head(.PUT, "/k", [("Content-Length", "3"), ("Expect", "100-continue")]),
+            Self.head(.GET, "/k", [("Connection", "Upgrade"), ("Upgrade", "websocket")]),
+            Self.head(.PUT, "/k", [("Content-Length", "17")]),  // over the value limit: the router's 413
+            Self.head(.PUT, "/k", [("Content-Length", "3"), ("Content-Length", "3")]),
+            Self.head(.GET, "/k", [("Content-Length", "1")]),  // a body on a GET
+            Self.head(.GET, "/k", [("Host", "a"), ("Host", "b")]),
+        ]
+        for head in declined {
+            #expect(KeyRouteRequest(head: head, maxValueBytes: 16) == nil, "\(head)")
+        }
+        let put = KeyRouteRequest(head: Self.head(.PUT, "/k", [("Content-Length", "16"), ("Host", "h"), ("Origin", "o")]), maxValueBytes: 16)
+        #expect(put?.method == .put && put?.host == "h" && put?.origin == "o" && put?.closeAfter == false)
+        let close = KeyRouteRequest(head: Self.head(.GET, "/k", [("Connection", "close")]), maxValueBytes: 16)
+        #expect(close?.closeAfter == true)
     }
 
     @Test func datesAreIMFFixdates() {
@@ -79,10 +105,10 @@ import Testing
         }
     }
 
-    /// Each request answered by the wire path (alone on its connection) and by the router
-    /// (behind a `GET /health`, which hands the connection to the decoder): the same bytes,
+    /// Each request answered by the handler (alone on its connection) and by the router
+    /// (behind a `GET /health`, which hands the connection to the router): the same bytes,
     /// but for the Date.
-    @Test(.timeLimit(.minutes(1))) func theWirePathAnswersWhatTheRouterAnswers() async throws {
+    @Test(.timeLimit(.minutes(1))) func theHandlerAnswersWhatTheRouterAnswers() async throws {
         try await withLiveServer(limits: .init(maxKeyBytes: 8, maxValueBytes: 16)) { port, _ in
             let requests = [
                 "PUT /k HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nvalue",
@@ -157,7 +183,7 @@ import Testing
         }
     }
 
-    /// A graceful shutdown closes a wire-path connection with nothing in flight at once.
+    /// A graceful shutdown closes a connection the handler serves, with nothing in flight, at once.
     @Test(.timeLimit(.minutes(1))) func aGracefulShutdownClosesAnIdleConnection() async throws {
         let app = makeApplication(
             api: HTTPAPI(replica: GatedReplica()), services: [], address: .hostname("127.0.0.1", port: 0),
@@ -166,7 +192,7 @@ import Testing
         let started = ContinuousClock.now
         try await app.test(.live) { client in
             let port = try #require(client.port)
-            // One answered read keeps the connection open and idle on the wire path; then the
+            // One answered read keeps the connection open and idle in the handler; then the
             // client waits for more that never comes.
             let task = Task { try await RawHTTP.waitForClose(port: port, after: "GET /k HTTP/1.1\r\nHost: t\r\n\r\n") }
             closed.withLock { $0 = task }
@@ -219,7 +245,7 @@ import Testing
             #expect(responses[0].body == #"{"error":"the value exceeds the limit of 4 bytes"}"#)
             #expect(responses[3].body == "abcd")
 
-            // A declared length over the limit: the wire path leaves it to the router, whose
+            // A declared length over the limit: the handler leaves it to the router, whose
             // 413 comes before the body is read; the body is not taken for a request.
             let declared = "PUT /over HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0123456789"
                 + "GET /over HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -267,7 +293,8 @@ import Testing
 
 /// A replica whose writes wait until `open()`.
 final class GatedReplica: KeyValueReplica {
-    private let state = Mutex<(isOpen: Bool, writes: Int, waiters: [CheckedContinuation<Void, Never>])>((false, 0, []))
+    typealias Completion = @Sendable (Result<KeyValueStore.Outcome, ReplicaError>) -> Void
+    private let state = Mutex<(isOpen: Bool, writes: Int, waiters: [Completion])>((false, 0, []))
 
     func open() {
         let waiters = state.withLock { state in
@@ -275,7 +302,7 @@ final class GatedReplica: KeyValueReplica {
             defer { state.waiters = [] }
             return state.waiters
         }
-        waiters.forEach { $0.resume() }
+        waiters.forEach { $0(.success(.stored(replaced: false))) }
     }
 
     /// Returns once a write has arrived.
@@ -285,19 +312,16 @@ final class GatedReplica: KeyValueReplica {
         }
     }
 
-    func put(key: [UInt8], value: [UInt8]) async throws -> KeyValueStore.Outcome {
-        await withCheckedContinuation { continuation in
-            let isOpen = state.withLock { state in
-                state.writes += 1
-                if !state.isOpen { state.waiters.append(continuation) }
-                return state.isOpen
-            }
-            if isOpen { continuation.resume() }
+    /// A put waits for `open()`; a delete fails at once.
+    func write(key: [UInt8], value: [UInt8]?, completion: @escaping Completion) {
+        guard value != nil else { return completion(.failure(.noLeader)) }
+        let isOpen = state.withLock { state in
+            state.writes += 1
+            if !state.isOpen { state.waiters.append(completion) }
+            return state.isOpen
         }
-        return .stored(replaced: false)
+        if isOpen { completion(.success(.stored(replaced: false))) }
     }
-
-    func delete(key: [UInt8]) async throws -> KeyValueStore.Outcome { throw ReplicaError.noLeader }
     func get(key: [UInt8], consistency: ReadConsistency) async throws -> [UInt8]? { nil }
     func status() async -> ReplicaStatus { ReplicaStatus(id: 1, term: 1, leader: 1, commit: 0, applied: 0, state: "leader") }
     func members() async throws -> [ReplicaMember] { [] }
