@@ -15,6 +15,8 @@
 # (`ETCD_LOAD=grpc etcd_cluster.sh`: clientv3, the better of etcd's two paths); ETCD_GRPC=0
 # leaves that row out.
 #
+# ETCD=0 leaves every etcd row out (a quick Flotilla-against-BEFORE check).
+#
 # BEFORE=/path/to/an/older/flotilla adds rows for that binary beside this one's, same load,
 # interleaved (the plaintext "no slower than before" check of a change).
 #
@@ -122,15 +124,17 @@ for round in $(seq "$rounds"); do
             with_flotilla flotilla_bench "$c"
             continue
         fi
-        printf "round %d  %3d conns  etcd 3.4 wrk     " "$round" "$c"
-        "$anchors/etcd_cluster.sh" "$c" "$seconds" 2>&1 | summarize
-        if [ "${ETCD_GRPC:-1}" = 1 ]; then
-            # etcd's better path: its native gRPC client (clientv3), no JSON gateway.
-            printf "round %d  %3d conns  etcd 3.4 gRPC    " "$round" "$c"
-            ETCD_LOAD=grpc "$anchors/etcd_cluster.sh" "$c" "$seconds" 2>&1 | summarize
+        if [ "${ETCD:-1}" = 1 ]; then
+            printf "round %d  %3d conns  etcd 3.4 wrk     " "$round" "$c"
+            "$anchors/etcd_cluster.sh" "$c" "$seconds" 2>&1 | summarize
+            if [ "${ETCD_GRPC:-1}" = 1 ]; then
+                # etcd's better path: its native gRPC client (clientv3), no JSON gateway.
+                printf "round %d  %3d conns  etcd 3.4 gRPC    " "$round" "$c"
+                ETCD_LOAD=grpc "$anchors/etcd_cluster.sh" "$c" "$seconds" 2>&1 | summarize
+            fi
+            printf "round %d  %3d conns  etcd 3.4 bench   " "$round" "$c"
+            API=etcd with_etcd flotilla_bench "$c"
         fi
-        printf "round %d  %3d conns  etcd 3.4 bench   " "$round" "$c"
-        API=etcd with_etcd flotilla_bench "$c"
         printf "round %d  %3d conns  flotilla wrk     " "$round" "$c"
         with_flotilla flotilla_wrk "$c"
         printf "round %d  %3d conns  flotilla bench   " "$round" "$c"

@@ -34,8 +34,7 @@ extension FlotillaNode {
     /// and then, before the node goes on to tell its followers the new commit index.
     ///
     /// Why: an `await` per request costs a task, a continuation and executor hops, and puts
-    /// the answer behind the rest of the Ready; on a loaded leader that was a tenth of its
-    /// event loop, and at one client a third of a write's latency.
+    /// the answer behind the rest of the Ready (Benchmarks/README.md has what that cost).
     public nonisolated func apply(
         _ command: [UInt8], completion: @escaping @Sendable (Result<Machine.Response, FlotillaError>) -> Void
     ) {

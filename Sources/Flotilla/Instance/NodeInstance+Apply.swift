@@ -71,7 +71,7 @@ extension NodeInstance {
             case .addNode, .addLearnerNode, .updateNode:
                 // The next snapshot must contain the new member: a node refuses a snapshot
                 // whose configuration leaves it out, and the one in storage may predate it.
-                snapshotSoon = true
+                snapshotRequested = true
                 if let address = context?.address {
                     addresses[item.nodeID] = address
                     emit(.addPeer(item.nodeID, address))

@@ -11,9 +11,9 @@ extension NodeInstance {
     mutating func maybeSnapshot() throws {
         let interval = settings.snapshotInterval
         guard interval > 0, !snapshotUnderWay, applied > snapshotIndex,
-              snapshotSoon || applied >= snapshotIndex + interval
+              snapshotRequested || applied >= snapshotIndex + interval
         else { return }
-        snapshotSoon = false
+        snapshotRequested = false
         snapshotUnderWay = true
         let encode = try machine.captureSnapshot()
         emit(.snapshot(SnapshotJob(

@@ -46,8 +46,10 @@ package struct NodeInstance<Machine: StateMachine> {
     package var applied: UInt64
     package var committed: UInt64
     package var snapshotIndex: UInt64
-    /// Snapshot after this Ready, whatever the interval (a member was added).
-    var snapshotSoon = false
+    /// A snapshot is wanted after this Ready, whatever the interval: a member was added, and the
+    /// snapshot it may be sent must include it.
+    var snapshotRequested = false
+    /// A snapshot is being written; no other starts until `snapshotTaken`.
     var snapshotUnderWay = false
     /// Readies handed to the storage and not yet reported written; those of them that carry
     /// entries or a snapshot.

@@ -202,7 +202,7 @@ struct KeyRouteConnection {
         return true
     }
 
-    enum QuiesceAction {
+    enum QuiesceAction: Equatable {
         /// Pass the event on: the router's connection handler closes the connection when it
         /// is idle, or after the request it serves.
         case forward
