@@ -11,7 +11,7 @@ import NIOPosix
 ///
 /// Jobs run one at a time in the order submitted: a snapshot's WAL record submitted after a
 /// save is written after it.
-final class SerialThread: Sendable {
+final class BlockingWorkThread: Sendable {
     private let pool: NIOThreadPool
     let name: String
 

@@ -49,9 +49,9 @@ public actor FlotillaNode<Machine: StateMachine> {
     /// `configuration.clock`: the ticks and every deadline go by it.
     nonisolated var clock: any NodeClock { configuration.clock }
     /// WAL saves and snapshot writes, in order, off the actor.
-    let disk: SerialThread
+    let disk: BlockingWorkThread
     /// Snapshot encoding, so that a big one does not hold up the WAL.
-    let snapshotThread: SerialThread
+    let snapshotThread: BlockingWorkThread
     let logger: Logger
     let metrics: FlotillaMetrics
 
@@ -108,9 +108,9 @@ public actor FlotillaNode<Machine: StateMachine> {
             seed: rng.next())
         self.storage = storage
         self.listenPort = configuration.listenAddress.port
-        disk = SerialThread(name: "flotilla-disk")
+        disk = BlockingWorkThread(name: "flotilla-disk")
         // Encoding a big snapshot takes tens of milliseconds of CPU: let requests go first.
-        snapshotThread = SerialThread(name: "flotilla-snap", niceness: 10)
+        snapshotThread = BlockingWorkThread(name: "flotilla-snap", niceness: 10)
         let (stream, inputs) = AsyncStream.makeStream(of: LoopInput.self)
         self.inputs = inputs
         inputStream = stream
