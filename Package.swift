@@ -6,17 +6,17 @@ import Glibc
 #endif
 
 /// How the release `flotilla` executable is linked on Linux: with lld and packed relative
-/// relocations (DT_RELR), which shrink its relocation table from 1.6 MB to 0.4 MB, a table the
-/// loader reads whole at every start (idle RSS per node 28.2 MB -> 26.7 MB,
-/// Benchmarks/README.md). Packed relocations need glibc 2.36 at run time, so they are used only
-/// where the glibc building the binary has them. `FLOTILLA_DYNAMIC_LINK=1` links the ordinary
-/// way (gold, plain relocations).
+/// relocations (DT_RELR), which shrink the relocation table the loader reads whole at every
+/// start, and so each node's resident memory (measured in Benchmarks/README.md, "Memory").
+/// Packed relocations need glibc 2.36 at run time, so they are used only where the glibc
+/// building the binary has them. `FLOTILLA_DYNAMIC_LINK=1` links the ordinary way (gold, plain
+/// relocations).
 ///
-/// Not statically (`-static-stdlib`), although that saves 1.8 MB more: Swift's concurrency
+/// Not statically (`-static-stdlib`), although that saves more memory: Swift's concurrency
 /// runtime finds libdispatch's job entry point (`dispatch_async_swift_job`) by name at run
-/// time, which a static binary does not export, and falls back to plain `dispatch_async`; the
-/// leader then made about 16 context switches per write instead of 9, and one-client puts were
-/// 15-20 % slower.
+/// time, which a static binary does not export, and falls back to plain `dispatch_async`, which
+/// costs the leader more context switches per write and one-client puts much of their speed
+/// (Benchmarks/README.md).
 let serverLinkerSettings: [LinkerSetting] = {
     #if os(Linux)
     if Context.environment["FLOTILLA_DYNAMIC_LINK"] == "1" || !glibcHasPackedRelocations() { return [] }
@@ -44,8 +44,9 @@ func glibcHasPackedRelocations() -> Bool {
 }
 #endif
 
-// Layers (DESIGN.md): flotilla ─▶ FlotillaKV ─▶ Flotilla ─▶ RaftWAL/RaftNIO ─▶ Raft.
-// Targets are added as their layer lands; `Raft` depends on nothing but swift-log.
+// Layers (Docs/DESIGN.md): flotilla ─▶ FlotillaKV ─▶ Flotilla ─▶ RaftWAL/RaftNIO ─▶ Raft. Each
+// target depends on the layer below only; `ImportLayeringTests` reads the imports and checks it.
+// `Raft` depends on nothing but swift-log.
 let package = Package(
     name: "Flotilla",
     platforms: [.macOS(.v15)],
@@ -117,7 +118,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The runtime users build on (DESIGN.md): a replicated StateMachine over RawNode,
+        // The runtime users build on (Docs/DESIGN.md): a replicated StateMachine over RawNode,
         // DiskStorage and RaftTransport, with metrics and a ServiceLifecycle Service.
         .target(
             name: "Flotilla",
@@ -132,12 +133,13 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // What the HTTP API's server and clients share: endpoint URLs, keys in paths.
+        .target(name: "FlotillaHTTP"),
         .target(
             name: "FlotillaKV",
             dependencies: [
                 "Flotilla",
-                "RaftWAL",
-                "RaftNIO",
+                "FlotillaHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -153,6 +155,7 @@ let package = Package(
         .target(
             name: "FlotillaCLI",
             dependencies: [
+                "FlotillaHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -171,9 +174,6 @@ let package = Package(
                 "FlotillaCLI",
                 "FlotillaKV",
                 "Flotilla",
-                "Raft",
-                "RaftNIO",
-                "RaftWAL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -236,6 +236,8 @@ let package = Package(
         // to them with curl.
         // Peer attacks speak the wire format with Raft's raftpb codec.
         .testTarget(name: "FlotillaEndToEndTests", dependencies: ["Raft"]),
+        // Reads the sources' imports and checks the layering (Docs/DESIGN.md).
+        .testTarget(name: "LayeringTests"),
         .testTarget(
             name: "FlotillaCLITests",
             dependencies: [

@@ -24,7 +24,7 @@ import Testing
         let configuration = FlotillaConfiguration(
             nodeID: 1, clusterID: 7, listenAddress: TransportAddress(host: "127.0.0.1", port: 0),
             dataDirectory: directory, tickInterval: .milliseconds(10), snapshotInterval: 5,
-            entriesKeptAfterCompaction: 2, maxProposalSize: (1 << 20) + 1024 + 64)
+            entriesKeptAfterCompaction: 2, maxProposalSize: KeyValueStore.Command.maxEncodedSize(keyBytes: 1024, valueBytes: 1 << 20))
         return try FlotillaNode(
             configuration: configuration, stateMachine: KeyValueStore(), logger: quietLogger,
             metricsFactory: metrics.map { PrometheusMetricsFactory(registry: $0) })

@@ -1,6 +1,5 @@
 import Flotilla
 import Foundation
-import RaftNIO
 import Testing
 
 @Suite("Flotilla clusters over loopback", .serialized)

@@ -70,7 +70,7 @@ struct CompletionHandlerTests {
         node.apply([UInt8](repeating: 0x61, count: 100), completion: outcomes.handler(1))
         node.apply(command("small", "1"), completion: outcomes.handler(2))
         try await outcomes.waitFor(3)
-        #expect(outcomes.all[1] == [.failure(.proposalTooLarge(size: 100, limit: 55))])
+        #expect(outcomes.all[1] == [.failure(.proposalTooLarge(size: 100, limit: 64))])
         #expect((try? outcomes.all[2]?.first?.get()) != nil)
         #expect(try await node.readLocal { $0.values["early"] } == nil, "the refused write was not applied later")
 

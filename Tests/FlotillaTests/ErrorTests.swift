@@ -20,7 +20,7 @@ struct ErrorTests {
         let cluster = try await TestCluster.start([1]) { $0.maxProposalSize = 64 }
         let node = cluster.nodes[1]!
         let outcome = await applyOutcome(node, [UInt8](repeating: 0x61, count: 100))
-        #expect(outcome == .failure(.proposalTooLarge(size: 100, limit: 55)))
+        #expect(outcome == .failure(.proposalTooLarge(size: 100, limit: 64)))
         try await applyRetrying(node, command("small", "1"))
         await cluster.shutdown()
     }

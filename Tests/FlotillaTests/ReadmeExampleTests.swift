@@ -1,7 +1,6 @@
 import Flotilla
 import Foundation
 import Logging
-import RaftNIO
 import Testing
 
 // The README's "Build your own replicated service" example, verbatim, so that it compiles.

@@ -2,7 +2,6 @@ import Flotilla
 import Foundation
 import Logging
 import Metrics
-import RaftNIO
 
 /// A key-value state machine for the tests: commands are `key=value`; the response is the
 /// entry's index.

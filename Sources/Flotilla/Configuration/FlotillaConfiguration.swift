@@ -38,8 +38,12 @@ public struct FlotillaConfiguration: Sendable {
     /// Entries kept in the log behind a snapshot, so slow followers catch up from the log
     /// rather than by a snapshot.
     public var entriesKeptAfterCompaction: UInt64
-    /// The largest command `apply` accepts, in bytes.
+    /// The largest command `apply` accepts, in bytes. Its raft entry is a few bytes larger
+    /// (the runtime's envelope, `proposalEnvelopeSize`).
     public var maxProposalSize: Int
+    /// Bytes the runtime adds to a command in its raft entry: the request id that finds the
+    /// client waiting for it.
+    public static var proposalEnvelopeSize: Int { ProposalEnvelope.headerSize }
     /// How long a request (write, read, membership change, transfer) may take in all.
     public var requestTimeout: Duration
     /// How long a request waits for a leader to be elected before failing with `.noLeader`

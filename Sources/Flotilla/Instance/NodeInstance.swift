@@ -102,8 +102,10 @@ package struct NodeInstance<Machine: StateMachine> {
         precondition(id != 0 && configuration.clusterID != 0, "node and cluster ids must be non-zero")
         let metadata = Self.storageMetadata(configuration)
         if !storage.isNew && storage.metadata != metadata {
+            let found = StorageMetadata(decoding: storage.metadata).map { "\($0)" } ?? "metadata \(storage.metadata) that is not Flotilla's"
+            let expected = StorageMetadata(clusterID: configuration.clusterID, nodeID: id)
             throw FlotillaError.failed(
-                "the data directory \(storage.directory) belongs to another cluster or node (WAL metadata \(storage.metadata), expected \(metadata))")
+                "the data directory \(storage.directory) belongs to \(found), not to \(expected): give this node a data directory of its own, or the cluster and node ids it was created with")
         }
         var machine = stateMachine
         var addresses = configuration.peers.filter { $0.key != id && $0.value.port != 0 }
@@ -173,13 +175,9 @@ package struct NodeInstance<Machine: StateMachine> {
         ids = RequestIDs(start: mix.next())
     }
 
-    /// The WAL metadata: `[1][cluster id: 8][node id: 8]`.
+    /// The WAL metadata (`StorageMetadata`).
     package static func storageMetadata(_ configuration: FlotillaConfiguration) -> [UInt8] {
-        var out = ByteWriter(capacity: 17)
-        out.byte(1)
-        out.u64(configuration.clusterID)
-        out.u64(configuration.nodeID)
-        return out.buffer
+        StorageMetadata(clusterID: configuration.clusterID, nodeID: configuration.nodeID).encoded()
     }
 
     /// The actions queued since the last call, in order.

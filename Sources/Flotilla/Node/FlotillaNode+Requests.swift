@@ -127,9 +127,9 @@ extension FlotillaNode {
 
     // MARK: Helpers
 
-    /// `.proposalTooLarge` for a command over `maxProposalSize` once enveloped; nil when it fits.
+    /// `.proposalTooLarge` for a command over `maxProposalSize`; nil when it fits.
     func proposalSizeError(_ command: [UInt8]) -> FlotillaError? {
-        let limit = configuration.maxProposalSize - ProposalEnvelope.headerSize
+        let limit = configuration.maxProposalSize
         return command.count <= limit ? nil : .proposalTooLarge(size: command.count, limit: limit)
     }
 

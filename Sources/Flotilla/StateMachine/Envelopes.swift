@@ -1,3 +1,4 @@
+import Raft
 import RaftNIO
 
 // The runtime's own bytes inside raft entries and snapshots. Each starts with a version byte;
@@ -14,9 +15,9 @@ package struct ProposalEnvelope: Hashable, Sendable {
     func encoded() -> [UInt8] {
         var out = ByteWriter(capacity: Self.headerSize + command.count)
         out.byte(Self.version)
-        out.u64(requestID)
+        out.littleEndian(requestID)
         out.bytes(command)
-        return out.buffer
+        return out.bytes
     }
 
     init(requestID: UInt64, command: [UInt8]) {
@@ -26,7 +27,8 @@ package struct ProposalEnvelope: Hashable, Sendable {
 
     package init?(decoding bytes: [UInt8]) {
         var r = ByteReader(bytes)
-        guard r.byte() == Self.version, let id = r.u64() else { return nil }
+        guard (try? r.byte("version")) == Self.version, let id = try? r.littleEndian(UInt64.self, "request id")
+        else { return nil }
         requestID = id
         command = r.rest()
     }
@@ -34,25 +36,25 @@ package struct ProposalEnvelope: Hashable, Sendable {
     /// The request id of an encoded envelope, without copying its command (nil: not one).
     static func requestID(of bytes: [UInt8]) -> UInt64? {
         var r = ByteReader(bytes)
-        guard r.byte() == Self.version else { return nil }
-        return r.u64()
+        guard (try? r.byte("version")) == Self.version else { return nil }
+        return try? r.littleEndian(UInt64.self, "request id")
     }
 }
 
 /// A conf change's context: `[1][request id: 8][host length: 2][host][port: 4]`: who waits for
 /// it, and where the member listens (port 0: unknown), so every node's transport learns it
 /// when the change is applied.
-struct MemberContext: Hashable, Sendable {
+package struct MemberContext: Hashable, Sendable {
     static let version: UInt8 = 1
-    var requestID: UInt64
-    var address: TransportAddress?
+    package var requestID: UInt64
+    package var address: TransportAddress?
 
     func encoded() -> [UInt8] {
         var out = ByteWriter(capacity: 16)
         out.byte(Self.version)
-        out.u64(requestID)
+        out.littleEndian(requestID)
         out.address(address)
-        return out.buffer
+        return out.bytes
     }
 
     init(requestID: UInt64, address: TransportAddress?) {
@@ -60,11 +62,15 @@ struct MemberContext: Hashable, Sendable {
         self.address = address
     }
 
-    init?(decoding bytes: [UInt8]) {
+    package init?(decoding bytes: [UInt8]) {
         var r = ByteReader(bytes)
-        guard r.byte() == Self.version, let id = r.u64(), let address = r.address() else { return nil }
-        requestID = id
-        self.address = address
+        do {
+            guard try r.byte("version") == Self.version else { return nil }
+            requestID = try r.littleEndian(UInt64.self, "request id")
+            address = try r.address()
+        } catch {
+            return nil
+        }
     }
 }
 
@@ -79,13 +85,13 @@ struct SnapshotEnvelope: Sendable {
     func encoded() -> [UInt8] {
         var out = ByteWriter(capacity: 16 + state.count)
         out.byte(Self.version)
-        out.u32(UInt32(addresses.count))
+        out.littleEndian(UInt32(addresses.count))
         for (id, address) in addresses.sorted(by: { $0.key < $1.key }) {
-            out.u64(id)
+            out.littleEndian(id)
             out.address(address)
         }
         out.bytes(state)
-        return out.buffer
+        return out.bytes
     }
 
     init(addresses: [UInt64: TransportAddress], state: [UInt8]) {
@@ -110,81 +116,85 @@ struct SnapshotEnvelope: Sendable {
 
     /// The version and the address book, `r` left at the state; nil if they are malformed.
     private static func readHead(_ r: inout ByteReader) -> [UInt64: TransportAddress]? {
-        guard r.byte() == version, let count = r.u32() else { return nil }
-        var addresses: [UInt64: TransportAddress] = [:]
-        for _ in 0..<count {
-            guard let id = r.u64(), let address = r.address() else { return nil }
-            if let address { addresses[id] = address }
+        do {
+            guard try r.byte("version") == version else { return nil }
+            let count = try r.littleEndian(UInt32.self, "member count")
+            var addresses: [UInt64: TransportAddress] = [:]
+            for _ in 0..<count {
+                let id = try r.littleEndian(UInt64.self, "member id")
+                if let address = try r.address() { addresses[id] = address }
+            }
+            return addresses
+        } catch {
+            return nil
         }
-        return addresses
     }
+}
+
+/// The WAL's metadata record: `[1][cluster id: 8][node id: 8]`, whose cluster and node a data
+/// directory belongs to, checked at every start.
+package struct StorageMetadata: Hashable, Sendable, CustomStringConvertible {
+    static let version: UInt8 = 1
+    package var clusterID: UInt64
+    package var nodeID: UInt64
+
+    package init(clusterID: UInt64, nodeID: UInt64) {
+        self.clusterID = clusterID
+        self.nodeID = nodeID
+    }
+
+    package func encoded() -> [UInt8] {
+        var out = ByteWriter(capacity: 17)
+        out.byte(Self.version)
+        out.littleEndian(clusterID)
+        out.littleEndian(nodeID)
+        return out.bytes
+    }
+
+    package init?(decoding bytes: [UInt8]) {
+        var r = ByteReader(bytes)
+        do {
+            guard try r.byte("version") == Self.version else { return nil }
+            clusterID = try r.littleEndian(UInt64.self, "cluster id")
+            nodeID = try r.littleEndian(UInt64.self, "node id")
+        } catch {
+            return nil
+        }
+        guard r.isAtEnd else { return nil }
+    }
+
+    package var description: String { "cluster \(String(clusterID, radix: 16)), node \(nodeID)" }
 }
 
 /// A ReadIndex request context: the request id, 8 bytes.
 func readContext(_ id: UInt64) -> [UInt8] {
     var out = ByteWriter(capacity: 8)
-    out.u64(id)
-    return out.buffer
+    out.littleEndian(id)
+    return out.bytes
 }
 
 func requestID(fromReadContext context: [UInt8]) -> UInt64? {
     guard context.count == 8 else { return nil }
     var r = ByteReader(context)
-    return r.u64()
+    return try? r.littleEndian(UInt64.self, "request id")
 }
 
-struct ByteWriter {
-    var buffer: [UInt8] = []
-    init(capacity: Int) { buffer.reserveCapacity(capacity) }
-    mutating func byte(_ b: UInt8) { buffer.append(b) }
-    mutating func bytes(_ b: [UInt8]) { buffer.append(contentsOf: b) }
-    mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { buffer.append(contentsOf: $0) } }
-    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { buffer.append(contentsOf: $0) } }
-    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { buffer.append(contentsOf: $0) } }
+extension ByteWriter {
     /// `[host length: 2][host UTF-8][port: 4]`; nil is an empty host and port 0.
     mutating func address(_ address: TransportAddress?) {
         let host = Array((address?.host ?? "").utf8.prefix(Int(UInt16.max)))
-        u16(UInt16(host.count))
+        littleEndian(UInt16(host.count))
         bytes(host)
-        u32(UInt32(truncatingIfNeeded: address?.port ?? 0))
+        littleEndian(UInt32(truncatingIfNeeded: address?.port ?? 0))
     }
 }
 
-struct ByteReader {
-    private let bytes: [UInt8]
-    private var offset = 0
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    mutating func byte() -> UInt8? {
-        guard offset < bytes.count else { return nil }
-        defer { offset += 1 }
-        return bytes[offset]
-    }
-
-    private mutating func integer<T: FixedWidthInteger>(_: T.Type) -> T? {
-        let size = MemoryLayout<T>.size
-        guard bytes.count - offset >= size else { return nil }
-        var value: T = 0
-        for i in 0..<size { value |= T(bytes[offset + i]) << (8 * i) }
-        offset += size
-        return value
-    }
-
-    mutating func u16() -> UInt16? { integer(UInt16.self) }
-    mutating func u32() -> UInt32? { integer(UInt32.self) }
-    mutating func u64() -> UInt64? { integer(UInt64.self) }
-
-    /// nil when malformed; `.some(nil)` for "no address" (port 0).
-    mutating func address() -> TransportAddress?? {
-        guard let length = u16().map(Int.init), bytes.count - offset >= length else { return nil }
-        let host = String(decoding: bytes[offset..<offset + length], as: UTF8.self)
-        offset += length
-        guard let port = u32() else { return nil }
-        return .some(port == 0 ? nil : TransportAddress(host: host, port: Int(port)))
-    }
-
-    mutating func rest() -> [UInt8] {
-        defer { offset = bytes.count }
-        return Array(bytes[offset...])
+extension ByteReader {
+    /// What `ByteWriter.address` wrote: nil for "no address" (port 0).
+    mutating func address() throws(ByteReadError) -> TransportAddress? {
+        let length = try littleEndian(UInt16.self, "host length")
+        let host = String(decoding: try bytes(count: Int(length), "host"), as: UTF8.self)
+        let port = try littleEndian(UInt32.self, "port")
+        return port == 0 ? nil : TransportAddress(host: host, port: Int(port))
     }
 }

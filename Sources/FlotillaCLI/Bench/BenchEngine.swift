@@ -1,3 +1,4 @@
+import FlotillaHTTP
 import Histogram
 import NIOCore
 import NIOPosix
@@ -186,26 +187,15 @@ public struct BenchEngine: Sendable {
     }
 
     /// An endpoint to connect to.
-    struct Target: Sendable {
-        var host: String
-        var port: Int
-        var isTLS: Bool
-    }
+    typealias Target = HTTPEndpoint
 
     /// `http://host:port` or `https://host:port` → the host (an IPv6 one without its brackets),
     /// the port, and whether to speak TLS.
     static func target(_ endpoint: String) throws -> Target {
-        let isTLS = endpoint.hasPrefix("https://")
-        guard isTLS || endpoint.hasPrefix("http://") else {
+        guard let target = HTTPEndpoint(parsing: endpoint) else {
             throw ClientError.badEndpoint(endpoint + " (flotilla bench speaks http:// and https://)")
         }
-        let rest = endpoint.dropFirst(isTLS ? 8 : 7)
-        guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port) else {
-            throw ClientError.badEndpoint(endpoint)
-        }
-        var host = String(rest[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return Target(host: host, port: port, isTLS: isTLS)
+        return target
     }
 }
 

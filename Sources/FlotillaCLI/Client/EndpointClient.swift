@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import FlotillaHTTP
 import NIOSSL
 import NIOCore
 import NIOHTTP1
@@ -46,38 +47,20 @@ extension String {
     }
 }
 
-/// Parses `--endpoints`: comma-separated `http://host:port` URLs, trailing slashes dropped.
+/// Parses `--endpoints`: comma-separated `http://host:port` URLs (`HTTPEndpoint`), each
+/// returned normalized, without a trailing slash.
 public func parseEndpoints(_ text: String) throws -> [String] {
-    let endpoints = text.split(separator: ",").map { part -> String in
-        var s = String(part).trimmingWhitespace()
-        while s.hasSuffix("/") { s.removeLast() }
-        return s
+    let items = HTTPEndpoint.listItems(text).filter { !$0.isEmpty }
+    guard !items.isEmpty else { throw ClientError.badEndpoint(text) }
+    return try items.map { item in
+        guard let endpoint = HTTPEndpoint(parsing: item) else { throw ClientError.badEndpoint(String(item)) }
+        return endpoint.description
     }
-    guard !endpoints.isEmpty else { throw ClientError.badEndpoint(text) }
-    for endpoint in endpoints {
-        let rest = endpoint.hasPrefix("http://") ? endpoint.dropFirst(7) : endpoint.hasPrefix("https://") ? endpoint.dropFirst(8) : nil
-        guard let rest, !rest.isEmpty, !rest.contains("/") else { throw ClientError.badEndpoint(endpoint) }
-    }
-    return endpoints
 }
 
-/// Percent-encodes a key as one path segment (every byte but unreserved characters), the form
-/// `/v1/kv/KEY` takes.
+/// Percent-encodes a key as one path segment, the form `/v1/kv/KEY` takes.
 public func percentEncodePathSegment(_ bytes: some Sequence<UInt8>) -> String {
-    let hex = Array("0123456789ABCDEF".utf8)
-    var out: [UInt8] = []
-    for byte in bytes {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-            out.append(byte)
-        default:
-            out.append(UInt8(ascii: "%"))
-            out.append(hex[Int(byte >> 4)])
-            out.append(hex[Int(byte & 0xF)])
-        }
-    }
-    return String(decoding: out, as: UTF8.self)
+    PercentEncoding.encodePathSegment(bytes)
 }
 
 /// The HTTP API of a flotilla cluster (SERVER.md) over AsyncHTTPClient.

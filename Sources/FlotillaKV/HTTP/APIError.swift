@@ -119,39 +119,3 @@ func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) ->
     Response(
         status: status, headers: [.contentType: jsonContentType], body: ResponseBody(byteBuffer: ByteBuffer(bytes: jsonBytes(value))))
 }
-
-// MARK: - Percent-encoding
-
-enum PercentEncoding {
-    /// Decodes `%XX` escapes into raw bytes (the result need not be UTF-8). Nil when a `%` is not
-    /// followed by two hex digits.
-    static func decode(_ string: some StringProtocol) -> [UInt8]? {
-        let utf8 = Array(string.utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(utf8.count)
-        var i = 0
-        while i < utf8.count {
-            let byte = utf8[i]
-            if byte == UInt8(ascii: "%") {
-                guard i + 2 < utf8.count, let high = hexValue(utf8[i + 1]), let low = hexValue(utf8[i + 2]) else {
-                    return nil
-                }
-                out.append(high << 4 | low)
-                i += 3
-            } else {
-                out.append(byte)
-                i += 1
-            }
-        }
-        return out
-    }
-
-    private static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-        default: return nil
-        }
-    }
-}

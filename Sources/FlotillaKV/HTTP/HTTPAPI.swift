@@ -1,3 +1,4 @@
+import FlotillaHTTP
 import Hummingbird
 import Logging
 import NIOHTTP1

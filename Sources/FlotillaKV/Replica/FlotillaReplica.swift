@@ -1,5 +1,4 @@
 import Flotilla
-import RaftNIO
 
 /// The key-value store is the runtime's state machine: its commands are `Command.encoded()`, its
 /// snapshots `snapshot()`. A command that does not decode (only a newer or broken writer makes

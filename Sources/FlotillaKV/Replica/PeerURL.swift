@@ -1,4 +1,5 @@
-import RaftNIO
+import Flotilla
+import FlotillaHTTP
 
 /// A peer URL, `http://host:port` or, with peer TLS, `https://host:port`: where a node's raft
 /// transport listens (`--cluster`, `POST /ID`, `/v1/members`). An IPv6 host is written in
@@ -26,34 +27,14 @@ public struct PeerURL: Sendable, Hashable, CustomStringConvertible {
     /// Parses `http://host:port` or `https://host:port` (a trailing slash is allowed); throws
     /// `PeerURLError` saying what a peer URL looks like.
     public init(parsing text: some StringProtocol) throws(PeerURLError) {
-        let bad = PeerURLError(text: String(text))
-        let isTLS = text.hasPrefix("https://")
-        guard isTLS || text.hasPrefix("http://") else { throw bad }
-        var rest = Substring(text).dropFirst(isTLS ? "https://".count : "http://".count)
-        if rest.hasSuffix("/") { rest = rest.dropLast() }
-        guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]),
-            (1...65535).contains(port)
-        else { throw bad }
-        var host = rest[..<colon]
-        if host.hasPrefix("[") && host.hasSuffix("]") {
-            host = host.dropFirst().dropLast()
-        } else if host.contains(":") {
-            throw bad
-        }
-        guard !host.isEmpty, !host.contains(where: { $0 == "/" || $0 == " " || $0 == "@" || $0 == "[" || $0 == "]" })
-        else { throw bad }
-        self.init(host: String(host), port: port, isTLS: isTLS)
+        guard let endpoint = HTTPEndpoint(parsing: text) else { throw PeerURLError(text: String(text)) }
+        self.init(host: endpoint.host, port: endpoint.port, isTLS: endpoint.isTLS)
     }
 
     /// Parses a comma-separated list of peer URLs (spaces around the commas are allowed).
     public static func parseList(_ list: String) throws(PeerURLError) -> [PeerURL] {
         var urls: [PeerURL] = []
-        for item in list.split(separator: ",", omittingEmptySubsequences: false) {
-            var item = item
-            while item.first == " " { item = item.dropFirst() }
-            while item.last == " " { item = item.dropLast() }
-            urls.append(try PeerURL(parsing: item))
-        }
+        for item in HTTPEndpoint.listItems(list) { urls.append(try PeerURL(parsing: item)) }
         return urls
     }
 }

@@ -1,5 +1,5 @@
 import NIOSSL
-import RaftNIO
+import Flotilla
 
 /// HTTPS for the client API (etcd's `--cert-file`, `--key-file`, and with `--client-cert-auth`
 /// `--trusted-ca-file`): the server presents its certificate, and, when given a client CA,

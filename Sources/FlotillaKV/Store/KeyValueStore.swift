@@ -5,8 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Raft  // Varint
-import RaftWAL  // CRC32C: the checksum of snapshots, the same as the WAL's
+import Flotilla
 
 /// The key-value state machine that `flotilla` replicates: a map from byte-string keys to
 /// byte-string values, changed only by applying committed commands in log order.
@@ -124,39 +123,51 @@ extension KeyValueStore {
         public func encoded() -> [UInt8] {
             switch self {
             case .put(let key, let value):
-                var out: [UInt8] = []
-                out.reserveCapacity(2 + Varint.maxLength + key.count + value.count)
-                out.append(Self.version)
-                out.append(Self.putOperation)
-                Varint.append(UInt64(key.count), to: &out)
-                out.append(contentsOf: key)
-                out.append(contentsOf: value)
-                return out
+                var out = ByteWriter(capacity: Self.maxEncodedSize(keyBytes: key.count, valueBytes: value.count))
+                out.byte(Self.version)
+                out.byte(Self.putOperation)
+                out.lengthPrefixed(key)
+                out.bytes(value)
+                return out.bytes
             case .delete(let key):
-                var out: [UInt8] = []
-                out.reserveCapacity(2 + Varint.maxLength + key.count)
-                out.append(Self.version)
-                out.append(Self.deleteOperation)
-                Varint.append(UInt64(key.count), to: &out)
-                out.append(contentsOf: key)
-                return out
+                var out = ByteWriter(capacity: Self.maxEncodedSize(keyBytes: key.count, valueBytes: 0))
+                out.byte(Self.version)
+                out.byte(Self.deleteOperation)
+                out.lengthPrefixed(key)
+                return out.bytes
+            }
+        }
+
+        /// The most bytes a command with a key and a value of these sizes encodes to: what a
+        /// server gives `FlotillaConfiguration.maxProposalSize` for its largest key and value.
+        public static func maxEncodedSize(keyBytes: Int, valueBytes: Int) -> Int {
+            2 + Varint.maxLength + keyBytes + valueBytes
+        }
+
+        /// What `flotilla wal dump` shows of an encoded command: `put key=K (N bytes)` or
+        /// `delete key=K`; nil if the bytes are not a command.
+        package static func dumpDescription(ofEncoded bytes: [UInt8]) -> String? {
+            switch try? Command(decoding: bytes) {
+            case .put(let key, let value): return "put key=\(printableBytes(key)) (\(value.count) bytes)"
+            case .delete(let key): return "delete key=\(printableBytes(key))"
+            case nil: return nil
             }
         }
 
         /// Decodes a command; throws a `KeyValueStoreError` saying what is wrong and where.
         public init(decoding bytes: [UInt8]) throws(KeyValueStoreError) {
-            var reader = ByteReader(bytes, what: "command")
-            let version = try reader.readByte(field: "version")
+            var reader = StoreReader(bytes[...], what: "command")
+            let version = try reader.byte("version")
             guard version == Self.version else {
                 throw .unsupportedVersion(what: "command", version: version, supported: Self.version)
             }
-            let operation = try reader.readByte(field: "operation")
+            let operation = try reader.byte("operation")
             guard operation == Self.putOperation || operation == Self.deleteOperation else {
                 throw .unknownOperation(operation)
             }
-            let key = try reader.readKey()
+            let key = try reader.key()
             if operation == Self.putOperation {
-                self = .put(key: key, value: reader.readRest())
+                self = .put(key: key, value: reader.rest())
             } else {
                 guard reader.remaining == 0 else {
                     throw .trailingBytes(what: "delete command", count: reader.remaining)
@@ -204,8 +215,8 @@ extension KeyValueStore {
         var offsets: [Int] = []
         offsets.reserveCapacity(unsorted.count + 1)
         let bytes = [UInt8](unsafeUninitializedCapacity: total) { out, initialized in
-            var writer = RawWriter(UnsafeMutableBufferPointer(rebasing: out[..<total]))
-            writer.header(count: unsorted.count)
+            var writer = FixedBufferWriter(UnsafeMutableBufferPointer(rebasing: out[..<total]))
+            writer.snapshotHeader(count: unsorted.count)
             for index in order {
                 offsets.append(writer.position)
                 writer.record(key: unsorted[index].key, value: unsorted[index].value)
@@ -245,8 +256,8 @@ extension KeyValueStore {
             throw .checksumMismatch(stored: stored, computed: computed)
         }
 
-        var reader = ByteReader(bytes[headerSize..<bodyEnd], what: "snapshot")
-        let count = try reader.readVarint(field: "pair count")
+        var reader = StoreReader(bytes[headerSize..<bodyEnd], what: "snapshot")
+        let count = try reader.varint("pair count")
         // Every pair takes at least 3 bytes (two lengths and a one-byte key): a larger count is a
         // lie, and must not make us reserve memory for it.
         guard count <= UInt64(reader.remaining / 3) else {
@@ -264,11 +275,11 @@ extension KeyValueStore {
         var canonical = true
         for index in 0..<Int(count) {
             let start = reader.offset
-            let key = try reader.readKey()
+            let key = try reader.key()
             if let previousKey, !bytewiseLess(previousKey, key) {
                 throw .keysOutOfOrder(pairIndex: index)
             }
-            let value = try reader.readLengthPrefixed(field: "value")
+            let value = try reader.lengthPrefixed("value", lengthField: "value length")
             pairs[key] = value
             previousKey = key
             offsets.append(start)
@@ -341,67 +352,53 @@ public enum KeyValueStoreError: Error, Sendable, Hashable, CustomStringConvertib
 
 // MARK: - Encoding helpers
 
-/// Reads the fields of a command or snapshot, throwing (never trapping) on short or bad input.
-struct ByteReader {
-    private let bytes: ArraySlice<UInt8>
-    private var position: Int
+/// Reads the fields of a command or snapshot (`ByteReader`), with its errors as the store's,
+/// naming what was being read.
+struct StoreReader {
+    private var reader: ByteReader
     private let what: String
 
-    init(_ bytes: [UInt8], what: String) {
-        self.init(bytes[...], what: what)
-    }
-
     init(_ bytes: ArraySlice<UInt8>, what: String) {
-        self.bytes = bytes
-        self.position = bytes.startIndex
+        self.reader = ByteReader(bytes)
         self.what = what
     }
 
-    var remaining: Int { bytes.endIndex - position }
+    var remaining: Int { reader.remaining }
 
     /// Where the next field starts, as an index of the bytes read.
-    var offset: Int { position }
+    var offset: Int { reader.offset }
 
-    mutating func readByte(field: String) throws(KeyValueStoreError) -> UInt8 {
-        guard position < bytes.endIndex else { throw .truncated(what: what, field: field, offset: position) }
-        defer { position += 1 }
-        return bytes[position]
+    private func failure(_ error: ByteReadError) -> KeyValueStoreError {
+        switch error.kind {
+        case .truncated: return .truncated(what: what, field: error.field, offset: error.offset)
+        case .malformedVarint: return .malformedVarint(what: what, field: error.field, offset: error.offset)
+        }
     }
 
-    mutating func readVarint(field: String) throws(KeyValueStoreError) -> UInt64 {
-        switch Varint.decode(bytes, from: position, to: bytes.endIndex) {
-        case .value(let value, let end):
-            position = end
-            return value
-        case .truncated: throw .truncated(what: what, field: field, offset: position)
-        case .overflow: throw .malformedVarint(what: what, field: field, offset: position)
-        }
+    mutating func byte(_ field: StaticString) throws(KeyValueStoreError) -> UInt8 {
+        do { return try reader.byte(field) } catch { throw failure(error) }
+    }
+
+    mutating func varint(_ field: StaticString) throws(KeyValueStoreError) -> UInt64 {
+        do { return try reader.varint(field) } catch { throw failure(error) }
     }
 
     /// A varint length followed by that many bytes.
-    mutating func readLengthPrefixed(field: String) throws(KeyValueStoreError) -> [UInt8] {
-        let lengthOffset = position
-        let length = try readVarint(field: "\(field) length")
-        guard length <= UInt64(remaining) else {
-            throw .truncated(what: what, field: field, offset: lengthOffset)
-        }
-        let end = position + Int(length)
-        defer { position = end }
-        return Array(bytes[position..<end])
+    mutating func lengthPrefixed(
+        _ field: StaticString, lengthField: StaticString
+    ) throws(KeyValueStoreError) -> [UInt8] {
+        do { return try reader.lengthPrefixed(field, lengthField: lengthField) } catch { throw failure(error) }
     }
 
     /// A length-prefixed key of at least one byte.
-    mutating func readKey() throws(KeyValueStoreError) -> [UInt8] {
-        let offset = position
-        let key = try readLengthPrefixed(field: "key")
+    mutating func key() throws(KeyValueStoreError) -> [UInt8] {
+        let offset = reader.offset
+        let key = try lengthPrefixed("key", lengthField: "key length")
         guard !key.isEmpty else { throw .emptyKey(what: what, offset: offset) }
         return key
     }
 
-    mutating func readRest() -> [UInt8] {
-        defer { position = bytes.endIndex }
-        return Array(bytes[position...])
-    }
+    mutating func rest() -> [UInt8] { reader.rest() }
 }
 
 /// `a.lexicographicallyPrecedes(b)` for byte strings, with `memcmp`: the generic one compares

@@ -5,8 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Raft  // Varint
-import RaftWAL  // CRC32C
+import Flotilla
 import Synchronization
 
 // Snapshots spliced from the previous one.
@@ -154,8 +153,8 @@ enum SnapshotSplicer {
         prefixes.reserveCapacity(count)
         let bytes = [UInt8](unsafeUninitializedCapacity: total) { out, initialized in
             old.bytes.withUnsafeBufferPointer { oldBytes in
-                var writer = RawWriter(UnsafeMutableBufferPointer(rebasing: out[..<total]))
-                writer.header(count: count)
+                var writer = FixedBufferWriter(UnsafeMutableBufferPointer(rebasing: out[..<total]))
+                writer.snapshotHeader(count: count)
                 // Old pairs [from, to) unchanged: one copy, their offsets moved by the same amount.
                 func copyOld(_ from: Int, _ to: Int) {
                     guard from < to else { return }
@@ -271,55 +270,25 @@ func sortedOrder(count: Int, key: (Int) -> [UInt8]) -> (order: [Int], prefixes: 
     return (order, ranks.map(\.prefix))
 }
 
-/// Writes a snapshot into memory sized for it beforehand. Every write is checked against that
-/// size: a mismatch is a bug here, and traps rather than overrun.
-struct RawWriter {
-    private let buffer: UnsafeMutableBufferPointer<UInt8>
-    private(set) var position = 0
-
-    init(_ buffer: UnsafeMutableBufferPointer<UInt8>) {
-        self.buffer = buffer
-    }
-
-    mutating func header(count: Int) {
-        for byte in KeyValueStore.snapshotMagic { self.byte(byte) }
+/// The snapshot format's parts, written into memory sized for the whole snapshot beforehand.
+extension FixedBufferWriter {
+    mutating func snapshotHeader(count: Int) {
+        bytes(KeyValueStore.snapshotMagic)
         byte(KeyValueStore.snapshotVersion)
         varint(UInt64(count))
     }
 
     mutating func record(key: [UInt8], value: [UInt8]) {
         varint(UInt64(key.count))
-        key.withUnsafeBufferPointer { if let start = $0.baseAddress { copy(start, count: $0.count) } }
+        bytes(key)
         varint(UInt64(value.count))
-        value.withUnsafeBufferPointer { if let start = $0.baseAddress { copy(start, count: $0.count) } }
+        bytes(value)
     }
 
     /// Ends the snapshot with the CRC-32C of everything written, little-endian, which must
-    /// fill the buffer exactly.
+    /// fill the buffer exactly: a mismatch is a bug in the size computed, and traps.
     mutating func seal() {
-        let crc = CRC32C.update(0, buffer: UnsafeRawBufferPointer(start: buffer.baseAddress, count: position))
-        for shift in stride(from: 0, to: 32, by: 8) { byte(UInt8(truncatingIfNeeded: crc >> UInt32(shift))) }
-        precondition(position == buffer.count, "snapshot size: \(position) written, \(buffer.count) computed")
-    }
-
-    mutating func copy(_ source: UnsafePointer<UInt8>, count: Int) {
-        reserve(count)
-        (buffer.baseAddress! + position).update(from: source, count: count)
-        position += count
-    }
-
-    private mutating func byte(_ value: UInt8) {
-        reserve(1)
-        buffer[position] = value
-        position += 1
-    }
-
-    private mutating func varint(_ value: UInt64) {
-        reserve(Varint.size(value))
-        position += Varint.write(value, to: buffer.baseAddress! + position)
-    }
-
-    private func reserve(_ count: Int) {
-        precondition(count <= buffer.count - position, "snapshot encoding overran its computed size")
+        littleEndian(CRC32C.update(0, buffer: written))
+        precondition(isFull, "snapshot size: \(position) written, more computed")
     }
 }

@@ -1,20 +1,21 @@
 /// Protobuf's base-128 varint: 7 bits a byte, least significant first, the high bit set on every
 /// byte but the last. The one encoder of the package: raftpb here, the WAL's records and the
 /// key-value store's formats use it too.
-public enum Varint {
+@usableFromInline
+package enum Varint {
     /// The most bytes a `UInt64` takes.
-    public static let maxLength = 10
+    @usableFromInline package static let maxLength = 10
 
     /// Bytes the varint of `value` takes (1…10; a zero still takes one).
     @inlinable
-    public static func size(_ value: UInt64) -> Int {
+    package static func size(_ value: UInt64) -> Int {
         let bits = 64 - (value | 1).leadingZeroBitCount
         return (bits + 6) / 7
     }
 
     /// Appends the varint of `value` to `buffer`.
     @inlinable
-    public static func append(_ value: UInt64, to buffer: inout [UInt8]) {
+    package static func append(_ value: UInt64, to buffer: inout [UInt8]) {
         var rest = value
         while rest >= 0x80 {
             buffer.append(UInt8(truncatingIfNeeded: rest) | 0x80)
@@ -26,7 +27,7 @@ public enum Varint {
     /// Writes the varint of `value` at `pointer`, which must have room for `size(value)`
     /// bytes, and returns that count: for encoders that size their output beforehand.
     @inlinable
-    public static func write(_ value: UInt64, to pointer: UnsafeMutablePointer<UInt8>) -> Int {
+    package static func write(_ value: UInt64, to pointer: UnsafeMutablePointer<UInt8>) -> Int {
         var rest = value
         var count = 0
         while rest >= 0x80 {
@@ -39,7 +40,7 @@ public enum Varint {
     }
 
     /// What `decode` found.
-    public enum Decoded: Equatable, Sendable {
+    @usableFromInline package enum Decoded: Equatable, Sendable {
         /// The value, and the index just past its last byte.
         case value(UInt64, end: Int)
         /// The bytes ended (at `end`) inside the varint.
@@ -51,7 +52,7 @@ public enum Varint {
     /// The varint in `bytes[start..<end]` that starts at `start`. (raftpb's decoder has its
     /// own, with a one-byte fast path, on the hot path of every message.)
     @inlinable
-    public static func decode<Bytes: RandomAccessCollection<UInt8>>(
+    package static func decode<Bytes: RandomAccessCollection<UInt8>>(
         _ bytes: Bytes, from start: Int, to end: Int
     ) -> Decoded where Bytes.Index == Int {
         var result: UInt64 = 0

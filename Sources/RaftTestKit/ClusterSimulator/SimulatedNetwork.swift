@@ -235,7 +235,7 @@ public final class SimulatedNetwork {
 }
 
 /// The deterministic generator of fault injection and simulated schedules.
-public typealias TestRandom = SplitMix64
+package typealias TestRandom = SplitMix64
 
 extension SplitMix64 {
     /// Uniform in [0, 1).

@@ -36,7 +36,7 @@ public struct SimulationOptions: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The options a seed picks (drawn first from the seed's generator).
-    public static func random(using rng: inout TestRandom, features: SimulationFeatures = .all) -> SimulationOptions {
+    package static func random(using rng: inout TestRandom, features: SimulationFeatures = .all) -> SimulationOptions {
         var o = SimulationOptions()
         o.nodeCount = rng.below(2) == 0 ? 3 : 5
         o.preVote = rng.below(2) == 0

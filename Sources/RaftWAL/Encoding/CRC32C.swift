@@ -8,15 +8,15 @@ import CRC32CHardware
 ///
 /// `update(_:with:)` continues a running checksum exactly as Go's `crc32.Update` does, so the
 /// chained WAL checksum is `crc = CRC32C.update(crc, with: record.data)`.
-public enum CRC32C {
+package enum CRC32C {
     /// The checksum of `bytes` on its own.
     @inlinable
-    public static func checksum(_ bytes: some Collection<UInt8>) -> UInt32 {
+    package static func checksum(_ bytes: some Collection<UInt8>) -> UInt32 {
         update(0, with: bytes)
     }
 
     /// `crc` continued over `bytes`.
-    public static func update(_ crc: UInt32, with bytes: some Collection<UInt8>) -> UInt32 {
+    package static func update(_ crc: UInt32, with bytes: some Collection<UInt8>) -> UInt32 {
         if let result = bytes.withContiguousStorageIfAvailable({ update(crc, buffer: UnsafeRawBufferPointer($0)) }) {
             return result
         }
@@ -25,7 +25,7 @@ public enum CRC32C {
     }
 
     /// `crc` continued over the bytes of `buffer`.
-    public static func update(_ crc: UInt32, buffer: UnsafeRawBufferPointer) -> UInt32 {
+    package static func update(_ crc: UInt32, buffer: UnsafeRawBufferPointer) -> UInt32 {
         guard hardwareAvailable, let base = buffer.baseAddress else {
             return softwareUpdate(crc, buffer: buffer)
         }
@@ -33,7 +33,7 @@ public enum CRC32C {
     }
 
     /// Whether the CPU's CRC-32C instructions are used.
-    public static let hardwareAvailable = flotilla_crc32c_hardware_available() != 0
+    package static let hardwareAvailable = flotilla_crc32c_hardware_available() != 0
 
     /// `update(_:buffer:)` with the tables, whatever the CPU has (the tests compare the two).
     static func softwareUpdate(_ crc: UInt32, buffer: UnsafeRawBufferPointer) -> UInt32 {

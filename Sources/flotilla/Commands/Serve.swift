@@ -7,7 +7,6 @@ import Logging
 import Metrics
 import NIOCore
 import Prometheus
-import RaftNIO
 
 #if canImport(Glibc)
 import Glibc
@@ -190,8 +189,8 @@ struct Serve: AsyncParsableCommand {
         let configuration = FlotillaConfiguration(
             nodeID: id, clusterID: Self.clusterID(clusterToken), peers: others, listenAddress: own.address,
             dataDirectory: dataDir, bootstrap: join ? .join : .newCluster, snapshotInterval: snapshotCount,
-            // Room for the largest key and value, and the command's header.
-            maxProposalSize: maxValueBytes + maxKeyBytes + 64, requestTimeout: timeout,
+            maxProposalSize: KeyValueStore.Command.maxEncodedSize(keyBytes: maxKeyBytes, valueBytes: maxValueBytes),
+            requestTimeout: timeout,
             leaderWait: min(timeout, .seconds(3)), maxFrameSize: max(4 << 20, 2 * (maxValueBytes + maxKeyBytes) + (1 << 16)),
             peerTLS: peerTLS)
         let node = try FlotillaNode(configuration: configuration, stateMachine: KeyValueStore(), logger: logger)
