@@ -184,7 +184,7 @@ let package = Package(
             ],
             linkerSettings: serverLinkerSettings
         ),
-        .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftTestKit"], exclude: ["Vectors"]),
+        .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftTestKit"], exclude: ["Vectors", "Testdata"]),
         .testTarget(name: "RaftWALTests", dependencies: ["RaftWAL", "Raft", "RaftTestKit"], exclude: ["Vectors"]),
         .testTarget(
             name: "RaftNIOTests",
