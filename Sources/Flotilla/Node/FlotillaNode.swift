@@ -7,7 +7,7 @@ import RaftNIO
 import RaftWAL
 import Synchronization
 
-/// One member of a replicated state machine: the `Flotilla` runtime (DESIGN.md).
+/// One member of a replicated state machine: the `Flotilla` runtime (Docs/DESIGN.md).
 ///
 /// A node is a thin shell around a `NodeInstance` — the deterministic part: the raft node, your
 /// `StateMachine`, and the bookkeeping of requests — that performs what the instance decides:
