@@ -79,6 +79,10 @@ public actor FlotillaNode<Machine: StateMachine> {
     /// the log otherwise. Nothing runs until `start()` (or `run()`).
     ///
     /// - Parameters:
+    ///   - configuration: the node's ids, members, data directory and options.
+    ///   - stateMachine: the state to replicate, as it is before any entry is applied (a
+    ///     snapshot in the data directory replaces it).
+    ///   - logger: where the node logs; it adds the metadata `flotilla.node`.
     ///   - metricsFactory: where the metrics go (see `FlotillaMetrics`); nil uses
     ///     `MetricsSystem.factory`, the process-wide bootstrap.
     ///   - eventLoopGroup: the transport's; the NIO singleton by default.
