@@ -128,9 +128,8 @@ public struct RaftOptions: Sendable, Hashable {
     /// Appends in flight to a follower before the leader waits for its acknowledgement. The
     /// runtime's default is 1 (etcd's server uses 512): the next append then carries every
     /// entry proposed meanwhile, up to `maxSizePerMsg`, so under load a follower writes and
-    /// fsyncs a few big batches instead of many small ones (measured on a three-node cluster
-    /// with 64 clients: half the follower WAL saves, a fifth less follower CPU, 8 % more
-    /// writes per second). Raise it when followers are far (high RTT) and entries are big.
+    /// fsyncs a few big batches instead of many small ones (measured: see
+    /// Benchmarks/README.md). Raise it when followers are far (high RTT) and entries are big.
     public var maxInflightMsgs: Int
     /// Payload bytes a leader lets wait uncommitted before it refuses proposals
     /// (`FlotillaError.proposalDropped`, 503 over HTTP): a leader that cannot commit (no quorum,

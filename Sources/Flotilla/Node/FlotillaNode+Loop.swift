@@ -123,8 +123,8 @@ extension FlotillaNode {
                 return
             }
             // What the messages promise (a follower's acknowledgement, a vote) is on the disk:
-            // they leave from here, not after a trip through the actor. That trip was two
-            // thread wakeups on the path of every write a follower acknowledges.
+            // they leave from here, not after a trip through the actor, which would put thread
+            // wakeups on the path of every write a follower acknowledges.
             transport.send(persisted.messagesAfterPersist)
             inputs.yield(.persisted(.success(persisted.messagesSent())))
         }

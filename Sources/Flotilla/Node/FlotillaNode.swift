@@ -7,7 +7,7 @@ import RaftNIO
 import RaftWAL
 import Synchronization
 
-/// One member of a replicated state machine: the `Flotilla` runtime (DESIGN.md).
+/// One member of a replicated state machine: the `Flotilla` runtime (Docs/DESIGN.md).
 ///
 /// A node is a thin shell around a `NodeInstance` — the deterministic part: the raft node, your
 /// `StateMachine`, and the bookkeeping of requests — that performs what the instance decides:
@@ -79,6 +79,10 @@ public actor FlotillaNode<Machine: StateMachine> {
     /// the log otherwise. Nothing runs until `start()` (or `run()`).
     ///
     /// - Parameters:
+    ///   - configuration: the node's ids, members, data directory and options.
+    ///   - stateMachine: the state to replicate, as it is before any entry is applied (a
+    ///     snapshot in the data directory replaces it).
+    ///   - logger: where the node logs; it adds the metadata `flotilla.node`.
     ///   - metricsFactory: where the metrics go (see `FlotillaMetrics`); nil uses
     ///     `MetricsSystem.factory`, the process-wide bootstrap.
     ///   - eventLoopGroup: the transport's; the NIO singleton by default.

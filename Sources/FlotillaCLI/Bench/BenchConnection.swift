@@ -10,9 +10,9 @@ import Synchronization
 
 /// One HTTP/1.1 connection of `flotilla bench` and the request loops of the clients that share
 /// it, run in its channel handler on the connection's event loop: no task, no continuation, no
-/// buffer copies per request, as in wrk. An HTTP client library's async machinery costs tens of
-/// microseconds per request, and on a machine shared with the servers under test that CPU comes
-/// out of their throughput.
+/// buffer copies per request, as in wrk. An HTTP client library's async machinery costs CPU per
+/// request (measured: see Benchmarks/README.md), and on a machine shared with the servers under
+/// test that CPU comes out of their throughput.
 ///
 /// A connection sends one request at a time (no pipelining). Each client has at most one
 /// request queued or in flight; its latency is measured from when it was queued, so clients

@@ -4,8 +4,9 @@ import NIOCore
 /// response's status, and the start of a failure's body (for the first-error message).
 ///
 /// Why not NIO's HTTP client codec: on a machine the bench shares with the servers it
-/// measures, its encoder and decoder were a third of the bench's CPU, and that CPU comes out of
-/// the servers' throughput — unequally, the faster server losing more. The bench sends one
+/// measures, its encoder and decoder take much of the bench's CPU (measured: see
+/// Benchmarks/README.md), and that CPU comes out of the servers' throughput — unequally, the
+/// faster server losing more. The bench sends one
 /// plain request at a time and needs only the status and the framing, so this reads exactly
 /// that: bodies framed by `Content-Length` or chunked (as etcd's gateway may send), no body for
 /// 1xx, 204 and 304. Anything else is malformed, and the connection is given up.

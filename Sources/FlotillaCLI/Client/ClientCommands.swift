@@ -8,7 +8,7 @@ import Musl
 import Darwin
 #endif
 
-/// The client subcommands of `flotilla` (SERVER.md, "Client subcommands"), for the root
+/// The client subcommands of `flotilla` (Docs/SERVER.md, "Client subcommands"), for the root
 /// command's `subcommands`.
 public enum ClientCommands {
     public static var all: [any ParsableCommand.Type] {

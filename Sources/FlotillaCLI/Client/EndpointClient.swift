@@ -12,7 +12,7 @@ import Foundation
 
 /// Why a client request failed: the server answered with an error, or no endpoint could be reached.
 public enum ClientError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The server answered `status`; `message` is the `error` of its JSON body (SERVER.md), or
+    /// The server answered `status`; `message` is the `error` of its JSON body (Docs/SERVER.md), or
     /// the body itself when it is not that JSON.
     case server(status: UInt, message: String)
     /// No endpoint answered; `failures` says, for each one tried, what went wrong.
@@ -63,7 +63,7 @@ public func percentEncodePathSegment(_ bytes: some Sequence<UInt8>) -> String {
     PercentEncoding.encodePathSegment(bytes)
 }
 
-/// The HTTP API of a flotilla cluster (SERVER.md) over AsyncHTTPClient.
+/// The HTTP API of a flotilla cluster (Docs/SERVER.md) over AsyncHTTPClient.
 ///
 /// Each request goes to the first endpoint; when it cannot be reached (connection refused, connect
 /// timeout, connection reset) the next one is tried, and so on. An HTTP answer, error or not, ends

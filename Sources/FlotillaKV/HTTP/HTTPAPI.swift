@@ -11,7 +11,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// The client HTTP API of SERVER.md, on Hummingbird 2, over any `KeyValueReplica`.
+/// The client HTTP API of Docs/SERVER.md, on Hummingbird 2, over any `KeyValueReplica`.
 ///
 /// | request | answer |
 /// | --- | --- |

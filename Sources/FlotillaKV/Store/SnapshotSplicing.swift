@@ -11,20 +11,19 @@ import Synchronization
 // Snapshots spliced from the previous one.
 //
 // A node snapshots every `--snapshot-count` applied entries (10,000 by default), and the store
-// is usually much bigger than what changed since the last snapshot (100,000 keys in the
-// benchmark). Encoding the whole store each time — sort every key, copy every pair — cost
-// ~25 ms a node, three nodes at once on a busy machine. Since the format keeps the pairs
-// sorted, the next snapshot is instead the previous one with the changed keys merged in: sort
-// only the changed keys, copy the runs of unchanged pairs between them with `memcpy`, checksum
-// (~9 ms for 10,000 changes in 100,000 keys, against ~23 ms). The bytes are exactly those of a
-// whole encoding (the tests compare the two).
+// is usually much bigger than what changed since the last snapshot. Encoding the whole store
+// each time sorts every key and copies every pair, on every node at once. Since the format keeps
+// the pairs sorted, the next snapshot is instead the previous one with the changed keys merged
+// in: sort only the changed keys, copy the runs of unchanged pairs between them with `memcpy`,
+// checksum. The bytes are exactly those of a whole encoding (the tests compare the two). Measured
+// against the whole encoding: see Benchmarks/README.md.
 //
 // It also means a capture needs no copy of the store: the store records its changes (a key and
 // a value reference each) and the capture takes them, so the store can be a plain `Dictionary`
-// updated in place (the persistent trie it replaces, captured in O(1), cost ~1.7× as much per
-// write on a follower, in path copies and cache misses). Only a capture with no encoded snapshot before it — the first one,
-// or after a capture never encoded — takes the dictionary itself, which the next write then
-// copies once.
+// updated in place, which is cheaper per write than a persistent structure captured in O(1)
+// (path copies and cache misses; see Benchmarks/README.md). Only a capture with no encoded
+// snapshot before it — the first one, or after a capture never encoded — takes the dictionary
+// itself, which the next write then copies once.
 
 /// A snapshot already encoded, with where each of its pairs starts: what the next one is
 /// spliced from.

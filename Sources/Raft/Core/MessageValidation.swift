@@ -22,8 +22,8 @@ extension Message {
 extension RaftCore {
     /// Steps `message`, received from a peer, unless it must be refused (RawNode.step).
     /// Mutating, so that a driver holding the core in a class property checks it in place: a
-    /// non-mutating call there copies the whole core first (retaining every array in it), which
-    /// was a fifth of a three-voter entry's instructions.
+    /// non-mutating call there copies the whole core first, retaining every array in it
+    /// (measured: see Benchmarks/README.md).
     mutating func stepReceived(_ message: Message) throws {
         if message.type.isLocal { throw RaftError.stepLocalMessage }
         // Only proposals and read requests forwarded to a leader travel without a term; any other

@@ -9,7 +9,8 @@ import Logging
 /// configuration entries), then call `advance(_:)`.
 public final class RawNode {
     /// The state machine. Accessed once per call; RawNode is single-threaded by contract, so the
-    /// runtime exclusivity check on this property (a measurable cost per call) is turned off.
+    /// runtime exclusivity check on this property (a measurable cost per call: see
+    /// Benchmarks/README.md) is turned off.
     @exclusivity(unchecked) var core: RaftCore
 
     public init(config: Config) throws {

@@ -10,8 +10,8 @@ struct UnstableLog {
     /// The incoming snapshot, if any; it precedes `entries`.
     var snapshot: Snapshot? { snapshotBox?.value }
     /// Boxed, as in `Message`: every index lookup asks whether there is a snapshot, and an
-    /// inline `Snapshot?` (data and four arrays) was copied out, with memcpy and retains, for
-    /// each question.
+    /// inline `Snapshot?` (data and four arrays) would be copied out, with memcpy and retains,
+    /// for each question.
     private(set) var snapshotBox: SnapshotBox? = nil
     /// The snapshot's index, if there is one.
     var snapshotIndex: UInt64? { snapshotBox?.value.metadata.index }

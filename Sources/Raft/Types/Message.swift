@@ -85,7 +85,7 @@ public struct Message: Sendable, Hashable {
 }
 
 // The public initializer lives in an extension and delegates to the implicit memberwise one:
-// written out field by field inside the struct, it made the optimizer build each message in a
+// written out field by field inside the struct, it makes the optimizer build each message in a
 // stack slot and copy it out (a retain and a release of every array, on every message sent).
 extension Message {
     public init(

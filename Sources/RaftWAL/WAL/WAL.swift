@@ -1,7 +1,7 @@
 import Logging
 import Raft
 
-/// etcd's write-ahead log (v3.4 format, FORMATS.md): a directory of segment files holding the
+/// etcd's write-ahead log (v3.4 format, Docs/FORMATS.md): a directory of segment files holding the
 /// metadata, HardStates, entries and snapshot markers of a raft node, in order, under a
 /// chained CRC-32C.
 ///

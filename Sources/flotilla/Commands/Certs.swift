@@ -1,7 +1,7 @@
 import ArgumentParser
 import FlotillaCLI
 
-/// `flotilla certs DIR`: a development CA and certificates for a cluster (SERVER.md, Security).
+/// `flotilla certs DIR`: a development CA and certificates for a cluster (Docs/SERVER.md, Security).
 struct Certs: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a development CA, node certificates and a client certificate (PEM) into DIR.",

@@ -9,7 +9,7 @@ enum Main {
     }
 }
 
-/// `flotilla`: the replicated key-value server (SERVER.md). Plain `flotilla` is `flotilla serve`.
+/// `flotilla`: the replicated key-value server (Docs/SERVER.md). Plain `flotilla` is `flotilla serve`.
 struct Flotilla: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flotilla",

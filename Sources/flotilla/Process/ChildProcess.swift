@@ -8,7 +8,8 @@ import Darwin
 
 /// A child process started with `posix_spawn`, its stdout and stderr on pipes the caller reads,
 /// stdin on /dev/null. Foundation's `Process` would do the same but would pull all of Foundation
-/// (and ICU) into a server that needs none of it: about 11 MB of resident memory per node.
+/// (and ICU) into a server that needs none of it, resident in every node (measured: see
+/// Benchmarks/README.md).
 ///
 /// Not thread-safe: one owner starts it, polls it and signals it.
 struct ChildProcess {

@@ -3,8 +3,8 @@ import Logging
 /// `StreamLogHandler` to standard error, except that the logger's own metadata is kept as a
 /// dictionary and rendered only when a line is written. `StreamLogHandler` renders its
 /// metadata every time it is set, and Hummingbird sets a request id on every request's logger:
-/// a string built per request that is almost never printed (a few per cent of the server's CPU
-/// under load).
+/// a string built per request that is almost never printed (measured: see
+/// Benchmarks/README.md).
 struct ServerLogHandler: LogHandler {
     private var inner: StreamLogHandler
     var metadata: Logger.Metadata = [:]

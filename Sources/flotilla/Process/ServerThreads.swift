@@ -7,10 +7,10 @@ import NIOPosix
 /// each of their own.
 ///
 /// A request then goes from its socket through Hummingbird, the node's Ready loop and back
-/// without waking a thread of another pool: on a two-core machine that hop was most of what a
-/// request cost at low concurrency (22 % more requests per second with one client, p99 a
-/// third lower). Raft serializes a node's work in its loop anyway; more event loops help a node
-/// that serves many connections of reads on a big machine (`--io-threads 4`).
+/// without waking a thread of another pool: on a small machine such a hop is most of what a
+/// request costs at low concurrency (measured: see Benchmarks/README.md). Raft serializes a
+/// node's work in its loop anyway; more event loops help a node that serves many connections
+/// of reads on a big machine (`--io-threads 4`).
 ///
 /// Both must be decided before any task runs, so `main` reads the option here, before the
 /// argument parser (which validates it again with the rest).
