@@ -288,6 +288,6 @@ extension FixedBufferWriter {
     /// fill the buffer exactly: a mismatch is a bug in the size computed, and traps.
     mutating func seal() {
         littleEndian(CRC32C.update(0, buffer: written))
-        precondition(isFull, "snapshot size: \(position) written, more computed")
+        precondition(position == capacity, "snapshot size: \(position) written, \(capacity) computed")
     }
 }

@@ -55,9 +55,9 @@ package struct FixedBufferWriter {
         UnsafeRawBufferPointer(start: buffer.baseAddress, count: position)
     }
 
-    /// Whether the buffer is exactly full: what an encoder checks at its end.
+    /// The size the buffer was given: an encoder checks at its end that `position` reached it.
     @inlinable
-    package var isFull: Bool { position == buffer.count }
+    package var capacity: Int { buffer.count }
 
     @inlinable
     package mutating func byte(_ value: UInt8) {
